@@ -1,0 +1,119 @@
+"""The command line: ``python -m consumer <command>``.
+
+Commands:
+- ``check-rules PATH...``: load, validate and compile rules; list them and the refusals.
+- ``replay``: run rules over a file of events, as the stream would, and write the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from consumer.rules import LoadResult, builtin_rules_path, load_rules, rule_topics
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return int(args.command(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer",
+        description="Run Elastic Security KQL query rules over endpoint events.",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check-rules", help="load, validate and compile rules; exit 1 if any given file fails"
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help="rule files or directories")
+    check.set_defaults(command=_check_rules)
+
+    replay = commands.add_parser(
+        "replay", help="run rules over a file of ECS events and write what the stream would emit"
+    )
+    replay.add_argument(
+        "--rules",
+        action="append",
+        metavar="PATH",
+        help="rule file or directory (repeatable; default: the built-in rules)",
+    )
+    replay.add_argument(
+        "--input", required=True, metavar="FILE", help="NDJSON events, optionally gzip; - for stdin"
+    )
+    replay.add_argument(
+        "--output", metavar="FILE", help="where to write NDJSON output (default: stdout)"
+    )
+    replay.set_defaults(command=_replay)
+    return parser
+
+
+def _check_rules(args: argparse.Namespace) -> int:
+    result = load_rules(args.paths)
+    _print_rule_table(result, sys.stdout)
+    _print_refusals(result, sys.stdout)
+    return EXIT_FAILED if result.failures else EXIT_OK
+
+
+def _print_rule_table(result: LoadResult, out: TextIO) -> None:
+    rows = [("RULE ID", "NAME", "TYPE", "SEVERITY", "TOPICS")]
+    rows += [
+        (r.rule_id, r.name, r.type, r.severity, ", ".join(rule_topics([r])) or "-")
+        for r in result.rules
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[4]]), file=out)
+    print(f"{len(result.rules)} rule(s) loaded", file=out)
+
+
+def _print_refusals(result: LoadResult, out: TextIO) -> None:
+    for skipped in result.skipped:
+        print(f"skipped: {skipped}", file=out)
+    if result.skipped:
+        print(f"{len(result.skipped)} rule(s) skipped: type or language not supported", file=out)
+    for failure in result.failures:
+        print(f"refused: {failure}", file=out)
+    if result.failures:
+        print(f"{len(result.failures)} rule file(s) or rule(s) refused", file=out)
+
+
+def load_rules_or_exit(paths: Sequence[str] | None, err: TextIO) -> LoadResult | None:
+    """Load ``paths`` (default: the built-in rules) for a command that runs them.
+
+    Skipped rules are warned about on ``err``; any failure is printed there and ``None``
+    is returned: a command never runs with a rule set other than the one asked for.
+    """
+    result = load_rules(list(paths) if paths else [builtin_rules_path()])
+    for skipped in result.skipped:
+        print(f"warning: skipped {skipped}", file=err)
+    if result.skipped:
+        print(f"warning: {len(result.skipped)} rule(s) of unsupported types skipped", file=err)
+    for failure in result.failures:
+        print(f"error: {failure}", file=err)
+    if result.failures:
+        return None
+    if not result.rules:
+        print("error: no rules to run", file=err)
+        return None
+    return result
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from consumer.replay import run_replay
+
+    loaded = load_rules_or_exit(args.rules, sys.stderr)
+    if loaded is None:
+        return EXIT_USAGE
+    return run_replay(loaded.rules, args.input, args.output, sys.stdout, sys.stderr)

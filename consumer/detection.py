@@ -1,0 +1,34 @@
+"""Decide which rules an event matches: the compiled predicates of all loaded rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from consumer.kql import compile_filters, compile_query
+from consumer.rules import Rule
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def compile_rule(rule: Rule) -> Predicate:
+    """The predicate of one rule: its KQL query and, when it has them, its filters."""
+    query = compile_query(rule.query)
+    filters = compile_filters(rule.filters)
+    if filters is None:
+        return query
+    return lambda event: query(event) and filters(event)
+
+
+class Detector:
+    """The loaded rules, each compiled once to a predicate over a decoded event."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        self._compiled: tuple[tuple[Rule, Predicate], ...] = tuple(
+            (rule, compile_rule(rule)) for rule in self.rules
+        )
+
+    def matching_rules(self, event: Mapping[str, Any]) -> list[Rule]:
+        """The rules whose query matches ``event``, in load order."""
+        return [rule for rule, predicate in self._compiled if predicate(event)]

@@ -1,0 +1,55 @@
+"""KQL (Kibana Query Language) for the detection engine.
+
+Parse a query once, compile it to a predicate over events decoded from JSON, and
+tell the engine which fields it reads and which strings every match must contain.
+Matching follows Elasticsearch with Kibana's translation of KQL over ECS mappings;
+the modules document each choice (values, ranges, dates, fields).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from consumer.errors import KqlSyntaxError
+from consumer.kql.compiler import compile_tree
+from consumer.kql.filters import compile_filters
+from consumer.kql.literals import fields_of, literals_of
+from consumer.kql.parser import parse
+
+__all__ = [
+    "KqlSyntaxError",
+    "compile_filters",
+    "compile_query",
+    "parse",
+    "query_fields",
+    "required_literals",
+]
+
+
+def compile_query(
+    text: str, *, now: Callable[[], float] | None = None
+) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile KQL ``text`` into a predicate over one event (nested dicts and lists).
+
+    ``now`` returns the current time in epoch seconds for date math (``now-5m``); it is
+    called when a date-math comparison runs, and defaults to :func:`time.time`.
+    Raises :class:`KqlSyntaxError` when the query does not parse.
+    """
+    return compile_tree(parse(text), now)
+
+
+def required_literals(text: str) -> tuple[frozenset[str], ...]:
+    """Strings a matching event must contain, as a conjunction of alternatives.
+
+    For each returned set, every event the query matches has a string value (or a
+    number or boolean rendered as JSON) containing one of the set's strings. Only
+    exact or wildcard values on case-sensitive keyword-like fields in positive
+    positions contribute; the most selective set comes first. Empty: nothing known.
+    """
+    return literals_of(parse(text))
+
+
+def query_fields(text: str) -> frozenset[str]:
+    """The field names the query reads (nested sub-fields as full dotted paths)."""
+    return fields_of(parse(text))
