@@ -1,0 +1,271 @@
+"""The event codec: record bytes in, ECS event dict out (and back, for our producers).
+
+How a record's format is told apart (``format="auto"``), in this order:
+
+1. empty (``b""`` or a tombstone) -> ``empty``; longer than ``max_record_bytes``
+   -> ``too_large``, before any parsing.
+2. byte 0 followed by at least 4 more bytes -> Confluent wire format: the 4 bytes are a
+   big-endian schema id; a known id is decoded as Avro, an unknown one is
+   ``avro_unknown_schema``.
+3. first non-whitespace byte ``{`` -> JSON. ``[`` also goes to JSON, so a JSON array is
+   reported as ``not_an_object`` rather than as an unknown format.
+4. a raw writer schema is configured -> schemaless Avro with that schema.
+5. otherwise ``unrecognised_format`` (``empty`` if only whitespace).
+
+The rule is unambiguous for our schema: its first field, ``timestamp``, is a required
+string, so a raw record starts with that string's length (never 0 unless it is empty,
+never ``{`` or ``[``, which would be negative lengths). A raw writer schema whose first
+field can encode as byte 0 (an optional field, say) should be read with ``format="avro"``
+and no id mapping.
+
+``format="avro"`` uses rules 2 and 4 only (a record without a header and no raw writer
+schema is ``avro_unknown_schema``); ``format="json"`` uses rule 3's decoder for all.
+
+Avro is read with schema resolution: the writer schema is the record's (by id, or the
+configured raw one), the reader schema is the event schema, so a writer with an extra
+field or without an optional one still decodes into the reader's shape.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+import fastavro
+from fastavro.validation import validate
+
+from consumer.codecs.avro_mapping import compile_mapping
+from consumer.codecs.ecs import nest_dotted_keys
+from consumer.codecs.errors import DecodeError, EncodeError, SchemaError
+from consumer.codecs.json_codec import DEFAULT_MAX_DEPTH, decode_json, encode_event_json
+from consumer.codecs.schemas import (
+    CONFLUENT_HEADER_BYTES,
+    CONFLUENT_MAGIC,
+    DEFAULT_EVENT_SCHEMA,
+    DEFAULT_SCHEMA_IDS,
+    AvroSchema,
+    LocalSchemaRegistry,
+    SchemaRegistry,
+    confluent_header,
+    load_schema_dir,
+)
+
+Format = Literal["json", "avro", "auto"]
+FORMATS: tuple[Format, ...] = ("json", "avro", "auto")
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+
+_JSON_START = re.compile(rb"[ \t\r\n]*[{\[]")
+
+
+class EventCodec:
+    """Decodes and encodes events; build it once, then call it for every record.
+
+    Construction does no I/O: ``from_schema_dir`` reads the schema files.
+    """
+
+    def __init__(
+        self,
+        *,
+        format: Format = "auto",
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        reader_schema: AvroSchema | None = None,
+        registry: SchemaRegistry | None = None,
+        raw_writer_schema: AvroSchema | None = None,
+    ) -> None:
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+        if (registry is not None or raw_writer_schema is not None) and reader_schema is None:
+            raise ValueError("Avro decoding needs a reader schema")
+        self.format: Format = format
+        self.max_record_bytes = max_record_bytes
+        self.max_depth = max_depth
+        self.reader_schema = reader_schema
+        self.registry = registry
+        self.raw_writer_schema = raw_writer_schema
+        # Compiled once here: the per-record path only calls these closures.
+        self._to_event, self._from_event = (
+            compile_mapping(reader_schema.raw) if reader_schema is not None else (None, None)
+        )
+
+    @classmethod
+    def from_schema_dir(
+        cls,
+        schema_dir: str | Path,
+        *,
+        schema_ids: Mapping[int, str] = DEFAULT_SCHEMA_IDS,
+        reader_schema: str = DEFAULT_EVENT_SCHEMA,
+        raw_writer_schema: str | None = None,
+        format: Format = "auto",
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> EventCodec:
+        """Build a codec from the ``.avsc`` files in ``schema_dir`` (by file stem).
+
+        ``schema_ids`` maps Confluent schema ids to file stems; ``reader_schema`` is the
+        event shape decoded into; ``raw_writer_schema`` names the schema of records
+        without a Confluent header (None: such records are not read as Avro).
+        """
+        schemas = load_schema_dir(schema_dir)
+        for name in (reader_schema, raw_writer_schema):
+            if name is not None and name not in schemas:
+                raise SchemaError(f"no schema {name!r} in {schema_dir}")
+        return cls(
+            format=format,
+            max_record_bytes=max_record_bytes,
+            max_depth=max_depth,
+            reader_schema=schemas[reader_schema],
+            registry=LocalSchemaRegistry.from_names(schemas, schema_ids),
+            raw_writer_schema=schemas[raw_writer_schema] if raw_writer_schema else None,
+        )
+
+    # -- decoding ---------------------------------------------------------------------
+    def decode(self, value: bytes | None, *, format: Format | None = None) -> dict[str, Any]:
+        """Decode one record value into an ECS event dict, or raise ``DecodeError``."""
+        fmt = format or self.format
+        if not value:
+            raise DecodeError("empty", "record has no value")
+        if len(value) > self.max_record_bytes:
+            raise DecodeError(
+                "too_large", f"{len(value)} bytes, more than the {self.max_record_bytes} allowed"
+            )
+        if fmt == "json":
+            return decode_json(value, max_depth=self.max_depth)
+        if fmt == "avro":
+            return self._decode_avro(value)
+        if fmt != "auto":
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        if value[0] == CONFLUENT_MAGIC and len(value) >= CONFLUENT_HEADER_BYTES:
+            return self._decode_avro(value)
+        if _JSON_START.match(value):
+            return decode_json(value, max_depth=self.max_depth)
+        if self.raw_writer_schema is not None:
+            return self._decode_avro(value)
+        if not value.strip():
+            raise DecodeError("empty", "record holds only whitespace")
+        raise DecodeError(
+            "unrecognised_format",
+            f"starts with byte 0x{value[0]:02x}: not JSON, no Confluent header, "
+            "and no raw Avro writer schema is configured",
+        )
+
+    def _decode_avro(self, value: bytes) -> dict[str, Any]:
+        reader = self.reader_schema
+        if value[0] == CONFLUENT_MAGIC and len(value) >= CONFLUENT_HEADER_BYTES:
+            schema_id = int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
+            writer = self.registry.lookup(schema_id) if self.registry is not None else None
+            if writer is None:
+                raise DecodeError("avro_unknown_schema", f"schema id {schema_id} is not known")
+            offset = CONFLUENT_HEADER_BYTES
+        elif self.raw_writer_schema is not None:
+            writer, offset = self.raw_writer_schema, 0
+        else:
+            raise DecodeError(
+                "avro_unknown_schema",
+                "no Confluent header and no raw Avro writer schema is configured",
+            )
+        assert reader is not None  # the constructor guarantees it when Avro is configured
+        buffer = io.BytesIO(value)
+        buffer.seek(offset)
+        # Same canonical form: skip resolution, which fastavro would redo per record.
+        resolve_to = None if writer.canonical == reader.canonical else reader.parsed
+        try:
+            record = fastavro.schemaless_reader(buffer, writer.parsed, resolve_to)
+        except Exception as exc:  # fastavro raises many types on bad input; all mean this
+            raise DecodeError("avro_invalid", f"{type(exc).__name__}: {exc}"[:200]) from None
+        if buffer.tell() != len(value):
+            extra = len(value) - buffer.tell()
+            raise DecodeError("avro_invalid", f"{extra} bytes left after the record")
+        return self._to_event(record) or {}  # type: ignore[misc]
+
+    # -- encoding ---------------------------------------------------------------------
+    def encode_json(self, event: dict[str, Any]) -> bytes:
+        """Encode ``event`` as compact UTF-8 JSON."""
+        return encode_event_json(event)
+
+    def encode_avro(
+        self,
+        event: dict[str, Any],
+        *,
+        confluent_schema_id: int | None = None,
+        drop_unknown: bool = False,
+    ) -> bytes:
+        """Encode ``event`` with the reader (event) schema, raw or with a Confluent header.
+
+        Fields the schema lacks raise ``EncodeError`` naming them, unless
+        ``drop_unknown``; ``@metadata`` (Beats' never-indexed envelope) is always dropped.
+        A ``confluent_schema_id`` that the registry maps to another schema is refused.
+        """
+        schema = self.reader_schema
+        if schema is None:
+            raise EncodeError("no Avro event schema is configured")
+        if confluent_schema_id is not None:
+            self._check_schema_id(confluent_schema_id, schema)
+        try:
+            nested = nest_dotted_keys(event)
+        except ValueError as exc:
+            raise EncodeError(str(exc)) from None
+        nested.pop("@metadata", None)
+        unknown: list[str] = []
+        record = self._from_event(nested, "", unknown)  # type: ignore[misc]
+        if unknown and not drop_unknown:
+            raise EncodeError(f"fields not in schema {schema.name}: {', '.join(sorted(unknown))}")
+        try:
+            validate(record, schema.parsed, raise_errors=True)
+        except Exception as exc:  # ValidationError, and TypeError on odd values
+            raise EncodeError(f"event does not fit schema {schema.name}: {exc}") from None
+        out = io.BytesIO()
+        if confluent_schema_id is not None:
+            out.write(confluent_header(confluent_schema_id))
+        fastavro.schemaless_writer(out, schema.parsed, record)
+        return out.getvalue()
+
+    def _check_schema_id(self, schema_id: int, schema: AvroSchema) -> None:
+        if not 0 <= schema_id < 2**32:
+            raise EncodeError(f"schema id {schema_id} does not fit in 4 bytes")
+        known = self.registry.lookup(schema_id) if self.registry is not None else None
+        if known is not None and known.canonical != schema.canonical:
+            raise EncodeError(f"schema id {schema_id} is {known.name}, not {schema.name}")
+
+
+def default_schema_dir() -> Path:
+    """The bundled ``schemas/`` folder: inside the package when installed, else the repo's."""
+    packaged = Path(str(files("consumer"))) / "schemas"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "schemas"
+
+
+@cache
+def default_codec() -> EventCodec:
+    """A codec over the bundled schemas with the default id mapping; built on first use."""
+    return EventCodec.from_schema_dir(default_schema_dir())
+
+
+def decode_event(
+    value: bytes | None, *, format: Format = "auto", codec: EventCodec | None = None
+) -> dict[str, Any]:
+    """Decode one record value into an ECS event dict, or raise ``DecodeError``.
+
+    ``codec`` defaults to ``default_codec()``; the pipeline passes the one it built from
+    its settings.
+    """
+    return (codec or default_codec()).decode(value, format=format)
+
+
+def encode_event_avro(
+    event: dict[str, Any],
+    *,
+    confluent_schema_id: int | None = None,
+    drop_unknown: bool = False,
+    codec: EventCodec | None = None,
+) -> bytes:
+    """Encode ``event`` as Avro with the event schema; see ``EventCodec.encode_avro``."""
+    return (codec or default_codec()).encode_avro(
+        event, confluent_schema_id=confluent_schema_id, drop_unknown=drop_unknown
+    )
