@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TextIO
 
 from consumer.rules import LoadResult, builtin_rules_path, load_rules, rule_topics
+from consumer.rules.model import parse_duration
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--output", metavar="FILE", help="where to write NDJSON output (default: stdout)"
+    )
+    replay.add_argument(
+        "--space-id", default="default", help="Kibana space of the alerts (default: default)"
+    )
+    replay.add_argument(
+        "--dedup-horizon",
+        type=_duration,
+        metavar="DURATION",
+        help="how long an alerted event is remembered, e.g. 9m (default: each rule's look-back)",
     )
     replay.set_defaults(command=_replay)
     return parser
@@ -110,10 +121,18 @@ def load_rules_or_exit(paths: Sequence[str] | None, err: TextIO) -> LoadResult |
     return result
 
 
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _replay(args: argparse.Namespace) -> int:
-    from consumer.replay import run_replay
+    from consumer.replay import ReplayOptions, run_replay
 
     loaded = load_rules_or_exit(args.rules, sys.stderr)
     if loaded is None:
         return EXIT_USAGE
-    return run_replay(loaded.rules, args.input, args.output, sys.stdout, sys.stderr)
+    options = ReplayOptions(space_id=args.space_id, dedup_horizon=args.dedup_horizon)
+    return run_replay(loaded.rules, args.input, args.output, sys.stdout, sys.stderr, options)
