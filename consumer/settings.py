@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -175,6 +176,13 @@ def _schema_ids(raw: str) -> Mapping[int, str]:
     return MappingProxyType(ids)
 
 
+def _instance_id(raw: str) -> str:
+    value = raw.strip()
+    if not _TOPIC.match(value):
+        raise ValueError(f"{raw!r} is not a name of letters, digits, . _ - (max 249)")
+    return value
+
+
 def _schema_name(raw: str) -> str:
     return _text(raw).removesuffix(".avsc")
 
@@ -214,6 +222,13 @@ OPTIONS: tuple[Option, ...] = (
            "security-alerts-dead-letter", "`security-alerts-dead-letter`",
            "topic for records that cannot be decoded (original bytes, reason in headers)",
            _topic, "TOPIC"),
+    Option("status_topic", "--status-topic", "CONSUMER_STATUS_TOPIC",
+           "security-alerts-rule-status", "`security-alerts-rule-status`",
+           "topic for rule-status records (max-signals warnings), keyed by rule and window",
+           _topic, "TOPIC"),
+    Option("instance_id", "--instance-id", "CONSUMER_INSTANCE_ID", None, "the host name",
+           "this member's stable name; with the group id it makes the transactional id, "
+           "so a restarted member fences its previous self", _instance_id, "NAME"),
     Option("matches_topic", "--matches-topic", "CONSUMER_MATCHES_TOPIC", None,
            "`<group id>-matches`", "internal topic of rule matches, keyed by rule",
            _topic, "TOPIC"),
@@ -302,6 +317,8 @@ class Settings:
     input_topics: tuple[str, ...] | None = None
     alerts_topic: str = "security-alerts"
     dead_letter_topic: str = "security-alerts-dead-letter"
+    status_topic: str = "security-alerts-rule-status"
+    instance_id: str | None = None
     matches_topic: str | None = None
     changelog_topic: str | None = None
     input_format: str = "auto"
@@ -325,9 +342,12 @@ class Settings:
             object.__setattr__(self, "matches_topic", f"{self.group_id}-matches")
         if self.changelog_topic is None:
             object.__setattr__(self, "changelog_topic", f"{self.group_id}-changelog")
+        if self.instance_id is None:
+            object.__setattr__(self, "instance_id", socket.gethostname())
         topics = {
             "alerts_topic": self.alerts_topic,
             "dead_letter_topic": self.dead_letter_topic,
+            "status_topic": self.status_topic,
             "matches_topic": self.matches_topic,
             "changelog_topic": self.changelog_topic,
         }
