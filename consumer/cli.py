@@ -3,11 +3,14 @@
 Commands:
 - ``check-rules PATH...``: load, validate and compile rules; list them and the refusals.
 - ``replay``: run rules over a file of events, as the stream would, and write the output.
+- ``run``: one member of the consumer group (the streaming pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -15,10 +18,12 @@ from typing import TextIO
 
 from consumer.rules import LoadResult, builtin_rules_path, load_rules, rule_topics
 from consumer.rules.model import parse_duration
+from consumer.settings import Settings, SettingsError, add_arguments
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_FATAL = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how long an alerted event is remembered, e.g. 9m (default: each rule's look-back)",
     )
     replay.set_defaults(command=_replay)
+
+    run = commands.add_parser(
+        "run",
+        help="run one member of the consumer group: events in, alerts out",
+        description="Settings come from flags, else the environment, else defaults.",
+    )
+    add_arguments(run)
+    run.set_defaults(command=_run)
     return parser
 
 
@@ -119,6 +132,36 @@ def load_rules_or_exit(paths: Sequence[str] | None, err: TextIO) -> LoadResult |
         print("error: no rules to run", file=err)
         return None
     return result
+
+
+def _run(args: argparse.Namespace) -> int:
+    from consumer.errors import ConsumerError
+    from consumer.pipeline import Member
+
+    try:
+        settings = Settings.from_args(args, os.environ)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger(__name__).info("settings: %s", settings.redacted())
+    loaded = load_rules_or_exit([str(p) for p in settings.rules], sys.stderr)
+    if loaded is None:
+        return EXIT_USAGE
+    try:
+        member = Member(settings, loaded.rules)
+        member.install_signal_handlers()
+        return member.run()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConsumerError as exc:
+        print(f"fatal: {exc}", file=sys.stderr)
+        return EXIT_FATAL
 
 
 def _duration(text: str) -> timedelta:

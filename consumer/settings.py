@@ -247,6 +247,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("commit_interval_ms", "--commit-interval-ms", "CONSUMER_COMMIT_INTERVAL_MS", 100,
            "`100`", "how often a transaction (or an offset commit) closes, in ms",
            _int_in(1, 600_000), "MS"),
+    Option("startup_timeout_s", "--startup-timeout-s", "CONSUMER_STARTUP_TIMEOUT_S", 60,
+           "`60`", "how long to wait for the brokers at start-up before giving up, in s",
+           _int_in(1, 3600), "SECONDS"),
     Option("max_record_bytes", "--max-record-bytes", "CONSUMER_MAX_RECORD_BYTES", 1_048_576,
            "`1048576` (1 MiB)", "larger records are dead-lettered as too_large, unparsed",
            _int_in(1, 2**31 - 1), "BYTES"),
@@ -325,6 +328,7 @@ class Settings:
     guarantee: str = "exactly-once"
     metrics_port: int = 9464
     commit_interval_ms: int = 100
+    startup_timeout_s: int = 60
     max_record_bytes: int = 1_048_576
     log_level: str = "INFO"
     space_id: str = "default"

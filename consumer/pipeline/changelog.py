@@ -1,0 +1,73 @@
+"""Window state in Kafka: write state changes to, and restore them from, the changelog.
+
+Changelog partition ``p`` holds the state of matches partition ``p`` as compacted,
+last-write-wins records (``None`` values are tombstones). A member restores a partition
+when it is assigned, before processing any of its candidates, by reading the partition
+from the beginning up to its end. Records of a transaction still open are not visible
+to a ``read_committed`` reader, so the restore waits until the end is reachable: until the
+previous owner's transaction committed or aborted (a restarted member aborts its own at
+once; a dead one's times out after ``transaction.timeout.ms``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from consumer.alerting import StateRecord
+from consumer.errors import ConsumerError
+
+RESTORE_BATCH = 1000
+
+
+class RestoreError(ConsumerError):
+    """The changelog could not be read to its end in time."""
+
+
+def restore_records(
+    make_consumer: Callable[[], Consumer],
+    topic: str,
+    partition: int,
+    *,
+    timeout: float = 60.0,
+) -> list[StateRecord]:
+    """Every record of changelog partition ``partition``, oldest first, last write winning."""
+    consumer = make_consumer()
+    try:
+        tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
+        consumer.assign([tp])
+        _, high = consumer.get_watermark_offsets(tp, timeout=10.0)
+        latest: dict[str, bytes | None] = {}
+        deadline = time.monotonic() + timeout
+        while _position(consumer, topic, partition) < high:
+            if time.monotonic() > deadline:
+                raise RestoreError(
+                    f"changelog {topic}[{partition}] not readable to offset {high} within "
+                    f"{timeout:.0f}s (an open transaction of a previous owner?)"
+                )
+            for message in consumer.consume(RESTORE_BATCH, timeout=0.2):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RestoreError(f"reading {topic}[{partition}]: {error.str()}")
+                key = message.key()
+                if key is not None:
+                    latest[key.decode("utf-8")] = message.value()
+        return [StateRecord(key, value) for key, value in latest.items()]
+    finally:
+        consumer.close()
+
+
+def _position(consumer: Consumer, topic: str, partition: int) -> int:
+    [tp] = consumer.position([TopicPartition(topic, partition)])
+    # Before the first fetch the position is a logical offset (negative): nothing read yet.
+    return max(tp.offset, 0)
+
+
+def changelog_messages(records: Iterable[StateRecord]) -> Iterable[tuple[bytes, bytes | None]]:
+    """Kafka (key, value) pairs for state records."""
+    for record in records:
+        yield record.key.encode("utf-8"), record.value

@@ -1,0 +1,68 @@
+"""Candidate and dead-letter records (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumer.errors import EventError
+from consumer.pipeline.clients import consumer_config, producer_config
+from consumer.pipeline.records import (
+    CandidateRecord,
+    dead_letter_headers,
+    decode_candidate,
+    encode_candidate,
+)
+from consumer.settings import Settings
+
+
+def test_candidate_round_trip_keeps_event_and_source() -> None:
+    record = CandidateRecord(
+        "rule-uuid",
+        {"process": {"name": "kextunload"}, "n": 1.5},
+        "logs-x",
+        3,
+        42,
+        1_764_838_800_000,
+    )
+    assert decode_candidate(encode_candidate(record)) == record
+
+
+@pytest.mark.parametrize("value", [None, b"", b"[]", b'{"rule": 1}', b"\xff", b'{"rule": "r"}'])
+def test_foreign_records_on_the_matches_topic_are_refused(value) -> None:
+    with pytest.raises(EventError, match="not a candidate record"):
+        decode_candidate(value)
+
+
+def test_dead_letter_headers_keep_the_original_ones_and_say_why_and_where() -> None:
+    headers = dead_letter_headers(
+        [("trace", b"abc")], "invalid_json", "Expecting value", "logs-x", 2, 17, 1000
+    )
+    assert headers == [
+        ("trace", b"abc"),
+        ("x-dead-letter-reason", b"invalid_json"),
+        ("x-dead-letter-error", b"Expecting value"),
+        ("x-source-topic", b"logs-x"),
+        ("x-source-partition", b"2"),
+        ("x-source-offset", b"17"),
+        ("x-source-timestamp", b"1000"),
+    ]
+
+
+def test_guarantee_settings_cannot_be_overridden_and_kinds_get_their_own_properties() -> None:
+    settings = Settings(
+        kafka_config={
+            "enable.auto.commit": "true",
+            "isolation.level": "read_uncommitted",
+            "session.timeout.ms": "6000",
+            "linger.ms": "50",
+            "security.protocol": "SSL",
+        }
+    )
+    consumer, producer = consumer_config(settings), producer_config(settings)
+    assert consumer["enable.auto.commit"] is False
+    assert consumer["isolation.level"] == "read_committed"
+    assert consumer["session.timeout.ms"] == "6000" and "linger.ms" not in consumer
+    assert producer["linger.ms"] == "50" and "session.timeout.ms" not in producer
+    assert consumer["security.protocol"] == producer["security.protocol"] == "SSL"
+    assert producer["transactional.id"] == f"{settings.group_id}-{settings.instance_id}"
+    assert "transactional.id" not in producer_config(Settings(guarantee="at-least-once"))
