@@ -4,6 +4,8 @@ Commands:
 - ``check-rules PATH...``: load, validate and compile rules; list them and the refusals.
 - ``replay``: run rules over a file of events, as the stream would, and write the output.
 - ``run``: one member of the consumer group (the streaming pipeline).
+- ``generate``: produce realistic generated endpoint events to a topic.
+- ``demo``: an embedded broker, generated events, the pipeline, and the alerts it writes.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_arguments(run)
     run.set_defaults(command=_run)
+
+    # Imported here: they load the Kafka client, which check-rules and replay do not need.
+    from consumer.demo import add_demo_parser
+    from consumer.produce import add_generate_parser
+
+    add_generate_parser(commands)
+    add_demo_parser(commands)
     return parser
 
 
