@@ -292,3 +292,33 @@ def test_alert_documents_equal_what_replay_gives(stream, members, tmp_path) -> N
             other.pop(field, None)
         assert doc == other
     assert member.terminate() == 0
+
+
+def test_at_least_once_repeats_at_most_records_never_alert_ids(stream, members) -> None:
+    attacks = [
+        _with_id(e, f"alo-{i}", f"2026-12-04T12:{i // 4:02d}:{i % 60:02d}.000Z")
+        for i, e in enumerate(_attacks() * 10)
+    ]
+    records = [encode_event_json(e) for e in attacks]
+    member = members("m1", "--guarantee", "at-least-once")
+    member.wait_for_log("assigned")
+    _produce(stream, records[:30])
+    read_topic(stream.bootstrap, stream.alerts, expect=5, settle=0)
+    member.kill()
+    _produce(stream, records[30:])
+    restarted = members("m1", "--guarantee", "at-least-once")
+
+    alerts = read_topic(stream.bootstrap, stream.alerts, expect=len(attacks), timeout=90)
+    ids = alert_ids(alerts)
+    # A crash may write an alert record again, always under the same id with the same
+    # content, so an index keyed by alert id ends up with exactly one alert per attack.
+    assert set(ids) == _expected_alert_ids(attacks)
+    by_id: dict[str, dict] = {}
+    for doc in values(alerts):
+        doc = {
+            k: v
+            for k, v in doc.items()
+            if k not in ("@timestamp", "kibana.alert.start", "kibana.alert.last_detected")
+        }
+        assert by_id.setdefault(doc["kibana.alert.uuid"], doc) == doc
+    assert restarted.terminate() == 0
