@@ -215,14 +215,19 @@ class EventCodec:
         record = self._from_event(nested, "", unknown)  # type: ignore[misc]
         if unknown and not drop_unknown:
             raise EncodeError(f"fields not in schema {schema.name}: {', '.join(sorted(unknown))}")
-        try:
-            validate(record, schema.parsed, raise_errors=True)
-        except Exception as exc:  # ValidationError, and TypeError on odd values
-            raise EncodeError(f"event does not fit schema {schema.name}: {exc}") from None
         out = io.BytesIO()
         if confluent_schema_id is not None:
             out.write(confluent_header(confluent_schema_id))
-        fastavro.schemaless_writer(out, schema.parsed, record)
+        try:
+            fastavro.schemaless_writer(out, schema.parsed, record)
+        except Exception:  # noqa: BLE001 - the writer's errors do not name the field
+            # Validating every record costs more than writing it; validate only to say
+            # what is wrong with one that failed.
+            try:
+                validate(record, schema.parsed, raise_errors=True)
+            except Exception as exc:  # ValidationError, and TypeError on odd values
+                raise EncodeError(f"event does not fit schema {schema.name}: {exc}") from None
+            raise
         return out.getvalue()
 
     def _check_schema_id(self, schema_id: int, schema: AvroSchema) -> None:
