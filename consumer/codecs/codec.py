@@ -220,7 +220,7 @@ class EventCodec:
             out.write(confluent_header(confluent_schema_id))
         try:
             fastavro.schemaless_writer(out, schema.parsed, record)
-        except Exception:  # noqa: BLE001 - the writer's errors do not name the field
+        except Exception:
             # Validating every record costs more than writing it; validate only to say
             # what is wrong with one that failed.
             try:
