@@ -144,7 +144,20 @@ def load_rules_or_exit(paths: Sequence[str] | None, err: TextIO) -> LoadResult |
 
 
 def _run(args: argparse.Namespace) -> int:
+    """One group member, with metrics and health served on ``--metrics-port`` (0: none).
+
+    Logs go to stdout (``--log-format``: JSON lines, or text on a terminal); usage errors
+    and the final fatal line go to stderr, where they were before logging is set up.
+    """
+    from prometheus_client import (
+        CollectorRegistry,
+        GCCollector,
+        PlatformCollector,
+        ProcessCollector,
+    )
+
     from consumer.errors import ConsumerError
+    from consumer.observability import Health, ObservabilityServer, configure_logging
     from consumer.pipeline import Member
 
     try:
@@ -152,25 +165,45 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger(__name__).info("settings: %s", settings.redacted())
+    configure_logging(settings.log_level, settings.log_format)
+    log = logging.getLogger(__name__)
+    log.info("settings: %s", settings.redacted())
     loaded = load_rules_or_exit([str(p) for p in settings.rules], sys.stderr)
     if loaded is None:
         return EXIT_USAGE
+    # One registry per process, passed to every component (never the global default).
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    health = Health(settings.liveness_timeout_s)
     try:
-        member = Member(settings, loaded.rules)
+        member = Member(settings, loaded.rules, registry=registry, health=health)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    server = ObservabilityServer(registry, health, settings.metrics_host, settings.metrics_port)
+    if settings.metrics_port:
+        try:
+            server.start()
+        except OSError as exc:
+            address = f"{settings.metrics_host}:{settings.metrics_port}"
+            print(f"error: cannot serve metrics on {address}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        log.info(
+            "serving /metrics, /healthz and /readyz on %s:%d", settings.metrics_host, server.port
+        )
+    try:
         member.install_signal_handlers()
         return member.run()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConsumerError as exc:
+        log.critical("fatal: %s", exc)
         print(f"fatal: {exc}", file=sys.stderr)
         return EXIT_FATAL
+    finally:
+        server.stop()
 
 
 def _duration(text: str) -> timedelta:

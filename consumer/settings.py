@@ -41,6 +41,7 @@ FILE_SUFFIX = "_FILE"
 INPUT_FORMATS = ("json", "avro", "auto")
 GUARANTEES = ("exactly-once", "at-least-once")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("auto", "json", "text")
 _SECRET_MARKERS = ("password", "secret", "passphrase", "jaas", "oauthbearer.config", ".pem")
 _OWN_PROPERTIES = {"bootstrap.servers": "--bootstrap-servers", "group.id": "--group-id"}
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -244,9 +245,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("metrics_port", "--metrics-port", "CONSUMER_METRICS_PORT", 9464, "`9464`",
            "port of /metrics, /healthz and /readyz; 0 turns the server off",
            _int_in(0, 65535), "PORT"),
+    Option("metrics_host", "--metrics-host", "CONSUMER_METRICS_HOST", "0.0.0.0", "`0.0.0.0`",
+           "address the metrics and health server binds; all interfaces, so Prometheus and "
+           "Kubernetes probes reach the pod (127.0.0.1: this host only)", _text, "ADDRESS"),
+    Option("liveness_timeout_s", "--liveness-timeout-s", "CONSUMER_LIVENESS_TIMEOUT_S", 60,
+           "`60`", "/healthz fails when the poll loop has not gone round for this long, in s",
+           _int_in(1, 3600), "SECONDS"),
     Option("commit_interval_ms", "--commit-interval-ms", "CONSUMER_COMMIT_INTERVAL_MS", 100,
            "`100`", "how often a transaction (or an offset commit) closes, in ms",
            _int_in(1, 600_000), "MS"),
+    Option("prefilter", "--prefilter", "CONSUMER_PREFILTER", "on", "`on`",
+           "on: records no rule can match (told from their bytes) and that look well formed "
+           "are not decoded; off: decode and check every record", _choice(("on", "off")),
+           "on|off"),
     Option("startup_timeout_s", "--startup-timeout-s", "CONSUMER_STARTUP_TIMEOUT_S", 60,
            "`60`", "how long to wait for the brokers at start-up before giving up, in s",
            _int_in(1, 3600), "SECONDS"),
@@ -255,6 +266,9 @@ OPTIONS: tuple[Option, ...] = (
            _int_in(1, 2**31 - 1), "BYTES"),
     Option("log_level", "--log-level", "CONSUMER_LOG_LEVEL", "INFO", "`INFO`",
            "DEBUG, INFO, WARNING, ERROR or CRITICAL", _choice(LOG_LEVELS, upper=True), "LEVEL"),
+    Option("log_format", "--log-format", "CONSUMER_LOG_FORMAT", "auto", "`auto`",
+           "json (one object per line on stdout), text, or auto: text on a terminal, else json",
+           _choice(LOG_FORMATS), "FORMAT"),
     Option("space_id", "--space-id", "CONSUMER_SPACE_ID", "default", "`default`",
            "Kibana space the alerts belong to (part of each alert id and index)",
            _space_id, "SPACE"),
@@ -327,10 +341,14 @@ class Settings:
     input_format: str = "auto"
     guarantee: str = "exactly-once"
     metrics_port: int = 9464
+    metrics_host: str = "0.0.0.0"
+    liveness_timeout_s: int = 60
     commit_interval_ms: int = 100
+    prefilter: str = "on"
     startup_timeout_s: int = 60
     max_record_bytes: int = 1_048_576
     log_level: str = "INFO"
+    log_format: str = "auto"
     space_id: str = "default"
     avro_schema_dir: Path | None = None
     avro_schema_ids: Mapping[int, str] = field(

@@ -29,6 +29,7 @@ field or without an optional one still decodes into the reader's shape.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -60,6 +61,22 @@ FORMATS: tuple[Format, ...] = ("json", "avro", "auto")
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
 _JSON_START = re.compile(rb"[ \t\r\n]*[{\[]")
+_NON_JSON_TYPE = re.compile(r'"(?:float|double|bytes|fixed)"')
+
+
+_OPEN_BRACE, _CLOSE_BRACE = ord("{"), ord("}")
+# A JSON object with leading whitespace (the fast path above takes the common case).
+_JSON_OBJECT_PADDED = re.compile(rb"\A\s*\{.*\}\s*\Z", re.DOTALL)
+
+
+def _valid_utf8(value: bytes) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class EventCodec:
@@ -91,6 +108,12 @@ class EventCodec:
         # Compiled once here: the per-record path only calls these closures.
         self._to_event, self._from_event = (
             compile_mapping(reader_schema.raw) if reader_schema is not None else (None, None)
+        )
+        # Avro floats may hold NaN or infinity, and bytes are no JSON value: candidates and
+        # alerts are JSON, so such an event is refused here rather than failing the member
+        # when it matches. Only a reader schema with such types pays for the check.
+        self._check_json = reader_schema is not None and bool(
+            _NON_JSON_TYPE.search(json.dumps(reader_schema.raw))
         )
 
     @classmethod
@@ -154,6 +177,31 @@ class EventCodec:
             "and no raw Avro writer schema is configured",
         )
 
+    def looks_decodable(self, value: bytes | None) -> bool:
+        """A cheap check of a record the prefilter skips, so it is not decoded.
+
+        True when the record has the outer shape of one ``decode`` accepts: within the
+        size limit and, for JSON, a ``{...}`` object in valid UTF-8; for Avro, a Confluent
+        header with a known schema id (or a raw writer schema is configured). This
+        catches what producers usually send wrong (truncated, non-object or binary JSON,
+        bad encodings, unknown schemas) without parsing. False means: decode it fully,
+        so that it reaches the dead-letter topic with the decoder's exact reason.
+        """
+        if not value or len(value) > self.max_record_bytes:
+            return False
+        fmt = self.format
+        first = value[0]
+        if first == _OPEN_BRACE and fmt != "avro":
+            # The common case, decided without a regex or a copy.
+            closed = value[-1] == _CLOSE_BRACE or value.rstrip()[-1:] == b"}"
+            return closed and _valid_utf8(value)
+        if first == CONFLUENT_MAGIC and fmt != "json" and len(value) >= CONFLUENT_HEADER_BYTES:
+            schema_id = int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
+            return self.registry is not None and self.registry.lookup(schema_id) is not None
+        if fmt != "avro" and _JSON_START.match(value):
+            return _JSON_OBJECT_PADDED.match(value) is not None and _valid_utf8(value)
+        return fmt != "json" and self.raw_writer_schema is not None
+
     def _decode_avro(self, value: bytes) -> dict[str, Any]:
         reader = self.reader_schema
         if value[0] == CONFLUENT_MAGIC and len(value) >= CONFLUENT_HEADER_BYTES:
@@ -181,7 +229,14 @@ class EventCodec:
         if buffer.tell() != len(value):
             extra = len(value) - buffer.tell()
             raise DecodeError("avro_invalid", f"{extra} bytes left after the record")
-        return self._to_event(record) or {}  # type: ignore[misc]
+        event = self._to_event(record) or {}  # type: ignore[misc]
+        if self._check_json:
+            try:
+                json.dumps(event, allow_nan=False)
+            except (ValueError, TypeError) as exc:
+                detail = f"a value JSON cannot carry (NaN, infinity or bytes): {exc}"[:200]
+                raise DecodeError("avro_invalid", detail) from None
+        return event
 
     # -- encoding ---------------------------------------------------------------------
     def encode_json(self, event: dict[str, Any]) -> bytes:

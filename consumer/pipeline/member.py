@@ -2,7 +2,9 @@
 
 The member subscribes to the input topics and to the internal matches topic. Per batch:
 
-- an input record is decoded (undecodable: to the dead-letter topic, with its reason),
+- an input record that no rule can match, as the prefilter proves from its bytes, and
+  that looks well formed is counted and not decoded; any other is decoded
+  (undecodable: to the dead-letter topic, with its reason),
   matched against every rule, and each match is written to the matches topic keyed by
   rule uuid, so all candidates of a rule meet at the one member owning that partition;
 - a matches record goes through that partition's ``AlertingCore`` (restored from the
@@ -18,6 +20,12 @@ A transaction that fails is aborted and the member rewinds: it seeks every parti
 its committed offset and rebuilds its cores from the changelog, so the aborted work is
 redone from the same state. Revoked partitions are committed before they are given up;
 lost ones are dropped without commit (another member redoes them).
+
+Observability: the loop counts each batch in a ``BatchTally`` (plain dict increments on
+the per-record path) and flushes it to the metrics once per batch; the alerting cores'
+own counters are moved to the metrics at the same point. Troubles are logged once per
+incident (``Incidents``), never once per record. The loop beats ``Health`` every round;
+readiness follows connection, assignment and restore.
 """
 
 from __future__ import annotations
@@ -38,11 +46,15 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from prometheus_client import CollectorRegistry
 
-from consumer.alerting import RULE_STATUS, AlertingCore, Candidate
+from consumer.alerting import ALERT, RULE_STATUS, AlertingCore, Candidate
+from consumer.alerting.event_time import event_time
 from consumer.codecs import DecodeError, EventCodec
 from consumer.detection import Detector
 from consumer.errors import ConsumerError, EventError
+from consumer.observability import BatchTally, Health, Incidents, KafkaStatsCollector, Metrics
+from consumer.observability.tally import add
 from consumer.pipeline import clients
 from consumer.pipeline.admin import ensure_topics
 from consumer.pipeline.changelog import changelog_messages, restore_records
@@ -55,6 +67,7 @@ from consumer.pipeline.records import (
     encode_candidate,
 )
 from consumer.pipeline.startup import wait_for_broker
+from consumer.prefilter import Prefilter
 from consumer.rules import Rule, rule_topics
 from consumer.settings import Settings
 
@@ -62,6 +75,8 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 POLL_TIMEOUT = 0.1
 KAFKA_TIMEOUT = 30.0
+AVRO_SAMPLE = 64
+_OPEN_BRACE = ord("{")
 
 
 class FatalKafkaError(ConsumerError):
@@ -77,10 +92,13 @@ class Member:
         rules: Sequence[Rule],
         *,
         clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+        health: Health | None = None,
     ) -> None:
         self.settings = settings
         self.rules = {rule.uuid: rule for rule in rules}
         self.detector = Detector(rules)
+        self.prefilter = Prefilter(rules if settings.prefilter == "on" else [])
         self.codec: EventCodec = settings.build_codec()
         self.subscriptions = list(settings.input_topics or rule_topics(rules))
         self.exactly_once = settings.guarantee == "exactly-once"
@@ -101,6 +119,15 @@ class Member:
         self._delivery_failures = 0
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        # Observability: a registry of its own unless the process serves one.
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.health = health if health is not None else Health(settings.liveness_timeout_s)
+        self.metrics = Metrics(self.registry, health=self.health)
+        self.metrics.set_rules(rules)
+        self.kafka_stats = KafkaStatsCollector(self.registry)
+        self._tally = BatchTally()
+        self._incidents = Incidents(log)
+        self._assigned: dict[str, set[int]] = {}
 
     def stop(self, *_: Any) -> None:
         """Ask the loop to finish its batch, commit and leave (signal-handler safe)."""
@@ -120,10 +147,15 @@ class Member:
             matches=self._matches,
             changelog=self._changelog,
         )
-        self._producer = clients.make_producer(self.settings, error_cb=self._on_error)
+        self._producer = clients.make_producer(
+            self.settings, error_cb=self._on_error, stats_cb=self.kafka_stats.stats_cb("producer")
+        )
         if self.exactly_once:
             self._producer.init_transactions(KAFKA_TIMEOUT)
-        self._consumer = clients.make_consumer(self.settings, error_cb=self._on_error)
+        self.health.connected = True
+        self._consumer = clients.make_consumer(
+            self.settings, error_cb=self._on_error, stats_cb=self._on_consumer_stats
+        )
         self._consumer.subscribe(
             [*self.subscriptions, self._matches],
             on_assign=self._on_assign,
@@ -141,13 +173,16 @@ class Member:
         self._begin()
         try:
             while not self._stopping:
+                self.health.beat()
                 self._check_fatal()
-                for message in self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT):
-                    self._handle(message)
+                messages = self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
+                if messages:
+                    self._process_batch(messages)
                 if self._commit_due():
                     self._commit()
             self._commit()
         finally:
+            self._incidents.flush(force=True)
             self._close()
         return 0
 
@@ -158,31 +193,92 @@ class Member:
 
     # -- records ---------------------------------------------------------------------------
 
-    def _handle(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.fatal():
-                self._fatal = error
-            elif error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                # A pattern that matches no topic yet: normal until the first event arrives.
-                log.debug("consume: %s", error.str())
-            elif error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consume error: %s", error.str())
-            return
-        topic = message.topic()
-        if topic == self._matches:
-            self._on_candidate(message)
-        elif topic not in self._outputs:
-            self._on_event(message)
-        self._pending[(topic, message.partition())] = message.offset() + 1
+    def _process_batch(self, messages: list[Message]) -> None:
+        """Handle one consumed batch, then flush its counts to the metrics once.
 
-    def _on_event(self, message: Message) -> None:
+        The per-record path is hot: only local look-ups and dict increments here.
+        """
+        started = time.perf_counter()
+        tally = self._tally
+        consumed = tally.consumed
+        pending = self._pending
+        matches_topic = self._matches
+        outputs = self._outputs
+        may_match = self.prefilter.may_match
+        looks_decodable = self.codec.looks_decodable
+        last_input: Message | None = None
+        last_event: dict[str, Any] | None = None
+        for message in messages:
+            if message.error() is not None:
+                self._on_consume_error(message.error())
+                continue
+            topic = message.topic()
+            if topic == matches_topic:
+                self._on_candidate(message)
+            elif topic not in outputs:
+                value = message.value()
+                counts = consumed.get(topic)
+                if counts is None:
+                    counts = consumed[topic] = [0, 0, 0]
+                counts[0] += 1
+                if value:
+                    counts[1] += len(value)
+                    # No rule can match it and it looks well formed: not decoded at all.
+                    # The shape check cannot see inside an Avro body, so one Avro record
+                    # in AVRO_SAMPLE is decoded anyway: a producer writing the wrong
+                    # schema still shows in the dead letters within that many records.
+                    if (
+                        not may_match(value)
+                        and looks_decodable(value)
+                        and (value[0] == _OPEN_BRACE or message.offset() % AVRO_SAMPLE)
+                    ):
+                        counts[2] += 1
+                        pending[(topic, message.partition())] = message.offset() + 1
+                        continue
+                event = self._on_event(message, value)
+                if event is not None:
+                    last_event, last_input = event, message
+            pending[(topic, message.partition())] = message.offset() + 1
+        if last_input is not None:
+            tally.last_event = last_event
+            tally.last_record_ms = _timestamp_ms(last_input)
+        self._flush_tally(time.perf_counter() - started)
+
+    def _flush_tally(self, batch_seconds: float) -> None:
+        tally = self._tally
+        if tally.candidates:
+            for core in self._cores.values():
+                for uuid, counters in core.counters.items():
+                    rule = self.rules.get(uuid)
+                    if rule is not None:
+                        self.metrics.add_rule_counters(rule, counters)
+        self.metrics.flush(tally, batch_seconds)
+        tally.clear()
+        self._incidents.flush()
+
+    def _on_consume_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = error
+        elif error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            # A pattern that matches no topic yet: normal until the first event arrives.
+            log.debug("consume: %s", error.str())
+        elif error.code() != KafkaError._PARTITION_EOF:
+            self.metrics.kafka_errors.labels(error.name()).inc()
+            self._incidents.report(
+                f"consume:{error.code()}", logging.WARNING, "consume error: %s", error.str(),
+                summary="consume errors", error=error.name(),
+            )  # fmt: skip
+
+    def _on_event(self, message: Message, value: bytes | None) -> dict[str, Any] | None:
+        """Decode and match one input record; the event, or ``None`` if dead-lettered."""
         try:
-            event = self.codec.decode(message.value())
+            event = self.codec.decode(value)
         except DecodeError as exc:
+            add(self._tally.decode_failures, (message.topic(), exc.reason))
             self._dead_letter(message, exc.reason, str(exc))
-            return
+            return None
         for rule in self.detector.matching_rules(event):
+            add(self._tally.matches, rule.rule_id)
             record = CandidateRecord(
                 rule.uuid,
                 event,
@@ -192,6 +288,7 @@ class Member:
                 _timestamp_ms(message),
             )
             self._produce(self._matches, rule.uuid.encode(), encode_candidate(record))
+        return event
 
     def _on_candidate(self, message: Message) -> None:
         try:
@@ -215,16 +312,40 @@ class Member:
             offset=record.offset,
             kafka_timestamp_ms=record.timestamp_ms,
         )
+        self._tally.candidates += 1
         for output in core.process(candidate):
-            topic = (
-                self.settings.status_topic
-                if output.kind == RULE_STATUS
-                else self.settings.alerts_topic
-            )
+            if output.kind == RULE_STATUS:
+                topic = self.settings.status_topic
+                if not output.value.get("final"):
+                    self._on_window_limited(rule, output.value)
+            else:
+                topic = self.settings.alerts_topic
+                if output.kind == ALERT:
+                    found = event_time(rule, record.event, None)
+                    self._tally.alert_times.append(
+                        (found.ms if found else None, record.timestamp_ms)
+                    )
             value = json.dumps(output.value, ensure_ascii=False, separators=(",", ":"))
             self._produce(topic, output.key.encode(), value.encode("utf-8"))
 
+    def _on_window_limited(self, rule: Rule, status: dict[str, Any]) -> None:
+        # The first cut in a window: Kibana's max-signals warning, once per window.
+        add(self._tally.windows_limited, rule.rule_id)
+        log.warning(
+            "rule %s reached max_signals (%d) in the window from %s; further alerts are cut",
+            rule.rule_id, rule.max_signals, status["window"]["start"],
+            extra={"rule": rule.rule_id, "rule_name": rule.name},
+        )  # fmt: skip
+
     def _dead_letter(self, message: Message, reason: str, error: str) -> None:
+        add(self._tally.dead_letters, reason)
+        self._incidents.report(
+            f"dead-letter:{reason}", logging.WARNING,
+            "record dead-lettered (%s): %s", reason, error,
+            summary=f"records dead-lettered ({reason})",
+            topic=message.topic(), partition=message.partition(), offset=message.offset(),
+            reason=reason,
+        )  # fmt: skip
         headers = dead_letter_headers(
             message.headers(),
             reason,
@@ -246,6 +367,7 @@ class Member:
                 return
             except BufferError:
                 # The local queue is full: let deliveries drain, then try again.
+                self.metrics.retries.labels("queue_full").inc()
                 self._producer.poll(0.1)
 
     # -- transactions and offsets -----------------------------------------------------------
@@ -267,6 +389,7 @@ class Member:
         if not self._pending:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
+        started = time.perf_counter()
         try:
             if self.exactly_once:
                 self._producer.send_offsets_to_transaction(
@@ -282,17 +405,35 @@ class Member:
                     )
                 self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
+            self.metrics.transactions.labels("aborted").inc()
             self._recover(exc.args[0])
         else:
+            self.metrics.commit_duration.observe(time.perf_counter() - started)
+            self.metrics.transactions.labels("committed").inc()
+            self.health.connected = True
+            self._store_committed(offsets)
             self._pending.clear()
         self._delivery_failures = 0
         self._begin()
+
+    def _store_committed(self, offsets: list[TopicPartition]) -> None:
+        # Only for librdkafka's lag statistics (consumer_lag_stored): with auto commit off,
+        # stored offsets are never committed by the client itself.
+        assert self._consumer is not None
+        try:
+            self._consumer.store_offsets(offsets=offsets)
+        except KafkaException as exc:  # a partition revoked meanwhile: its lag goes anyway
+            log.debug("store_offsets after commit: %s", exc)
 
     def _recover(self, error: KafkaError) -> None:
         """A commit failed: abort what can be aborted, then redo from committed state."""
         if error.fatal() or error.code() in _FATAL_CODES:
             raise FatalKafkaError(f"Kafka refused the member: {error.str()}")
-        log.warning("commit failed (%s); aborting and rewinding to committed offsets", error.str())
+        log.warning(
+            "commit failed (%s); aborting and rewinding to committed offsets", error.str(),
+            extra={"error": error.name()},
+        )  # fmt: skip
+        self.metrics.retries.labels("rewind").inc()
         if self.exactly_once:
             assert self._producer is not None
             self._producer.abort_transaction(KAFKA_TIMEOUT)
@@ -319,21 +460,32 @@ class Member:
     # -- rebalances --------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            if tp.topic == self._matches:
-                self._cores[tp.partition] = self._restore(tp.partition)
-        log.info("assigned %s", _names(partitions))
+        self.metrics.rebalances.labels("assign").inc()
+        self.health.restoring = True
+        try:
+            for tp in partitions:
+                if tp.topic == self._matches:
+                    self._cores[tp.partition] = self._restore(tp.partition)
+        finally:
+            self.health.restoring = False
+        self._track(partitions, owned=True)
+        # Assigned, even if nothing: a member with no partitions has nothing to wait for.
+        self.health.assigned = True
+        log.info("assigned %s", _names(partitions), extra={"partitions": len(partitions)})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit the work of the partitions being given up while they are still ours.
         if self._producer is not None:
             self._commit()
         self._forget(partitions)
-        log.info("revoked %s", _names(partitions))
+        self.metrics.rebalances.labels("revoke").inc()
+        log.info("revoked %s", _names(partitions), extra={"partitions": len(partitions)})
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # No longer ours: the new owner redoes this work, so it must not commit.
         log.warning("lost %s; aborting uncommitted work", _names(partitions))
+        self.metrics.rebalances.labels("lost").inc()
+        self.health.assigned = False
         if self.exactly_once and self._producer is not None:
             self._producer.abort_transaction(KAFKA_TIMEOUT)
             self._forget(partitions)
@@ -342,7 +494,18 @@ class Member:
         else:
             self._forget(partitions)
 
+    def _track(self, partitions: list[TopicPartition], *, owned: bool) -> None:
+        """Keep the assigned-partitions gauge in step with the assignment."""
+        for tp in partitions:
+            owned_set = self._assigned.setdefault(tp.topic, set())
+            if owned:
+                owned_set.add(tp.partition)
+            else:
+                owned_set.discard(tp.partition)
+            self.metrics.assigned_partitions.labels(tp.topic).set(len(owned_set))
+
     def _forget(self, partitions: list[TopicPartition]) -> None:
+        self._track(partitions, owned=False)
         for tp in partitions:
             self._pending.pop((tp.topic, tp.partition), None)
             if tp.topic == self._matches:
@@ -361,28 +524,44 @@ class Member:
             clock=self._clock,
             space_id=self.settings.space_id,
         )
+        seconds = time.monotonic() - started
+        self.metrics.restore_duration.observe(seconds)
         log.info(
             "restored window state of %s[%d]: %d record(s) in %.2fs",
-            self._matches,
-            partition,
-            len(records),
-            time.monotonic() - started,
-        )
+            self._matches, partition, len(records), seconds,
+            extra={"topic": self._matches, "partition": partition},
+        )  # fmt: skip
         return core
 
     # -- errors and shutdown -----------------------------------------------------------------
 
     def _on_error(self, error: KafkaError) -> None:
+        self.metrics.kafka_errors.labels(error.name()).inc()
         if error.fatal():
             self._fatal = error
-        else:
-            log.warning("kafka: %s", error.str())
+            return
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.health.connected = False
+        self._incidents.report(
+            f"kafka:{error.code()}", logging.WARNING, "kafka: %s", error.str(),
+            summary=f"{error.name()} errors", error=error.name(),
+        )  # fmt: skip
+
+    def _on_consumer_stats(self, text: str) -> None:
+        self.kafka_stats.update("consumer", text)
+        if self.kafka_stats.brokers_up("consumer"):
+            self.health.connected = True
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self._delivery_failures += 1
-            if self._delivery_failures == 1:
-                log.error("delivery to %s failed: %s", message.topic(), error.str())
+            self.metrics.delivery_errors.labels(message.topic()).inc()
+            self._incidents.report(
+                f"delivery:{message.topic()}", logging.ERROR,
+                "delivery to %s failed: %s", message.topic(), error.str(),
+                summary=f"delivery failures to {message.topic()}",
+                topic=message.topic(), error=error.name(),
+            )  # fmt: skip
 
     def _check_fatal(self) -> None:
         if self._fatal is not None:

@@ -72,5 +72,5 @@ def test_secrets_never_reach_the_log() -> None:
     )
     assert result.returncode == 2
     # The settings are logged, with the password masked.
-    assert "'sasl.password': '****'" in result.stderr
+    assert "'sasl.password': '****'" in result.stdout
     assert "hunter2-secret" not in result.stderr + result.stdout

@@ -1,0 +1,1 @@
+"""Deployment checks: the image, the Helm chart and docker-compose, with the real tools."""

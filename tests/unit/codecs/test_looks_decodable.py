@@ -1,0 +1,64 @@
+"""The cheap check of records the prefilter skips: poison always goes to the full decode."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from consumer.codecs import DecodeError, EventCodec, default_codec, encode_event_avro
+from consumer.generator import generate_events
+
+GOOD = json.dumps(next(iter(generate_events(1, match_every=None)))).encode()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        GOOD,
+        b"  " + GOOD + b"\n",
+        json.dumps({"message": "caf\u00e9"}, ensure_ascii=False).encode(),
+        encode_event_avro(json.loads(GOOD), confluent_schema_id=1, drop_unknown=True),
+    ],
+)
+def test_well_formed_records_look_decodable(value: bytes) -> None:
+    assert default_codec().looks_decodable(value)
+    default_codec().decode(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"",
+        b"   ",
+        b"\x8f\x01\xffrandom\x00bytes",
+        b'{"event": {"id": "trunc',
+        b'[{"event": {}}]',
+        b'"just a string"',
+        b'{"message": "\xff\xfe"}',
+        b"\x00" + struct.pack(">I", 99) + b"\x02abc",
+        b"x" * 2_000_000,
+    ],
+)
+def test_poison_does_not_look_decodable_and_fails_the_full_decode(value) -> None:
+    codec = default_codec()
+    assert not codec.looks_decodable(value)
+    with pytest.raises(DecodeError):
+        codec.decode(value)
+
+
+def test_json_only_and_avro_only_codecs_screen_their_own_format() -> None:
+    codec = default_codec()
+    avro = encode_event_avro(json.loads(GOOD), confluent_schema_id=1, drop_unknown=True)
+    json_only = EventCodec.from_schema_dir(codec_dir(), format="json")
+    avro_only = EventCodec.from_schema_dir(codec_dir(), format="avro")
+    assert json_only.looks_decodable(GOOD) and not json_only.looks_decodable(avro)
+    assert avro_only.looks_decodable(avro) and not avro_only.looks_decodable(GOOD)
+
+
+def codec_dir():
+    from consumer.codecs import default_schema_dir
+
+    return default_schema_dir()
