@@ -50,7 +50,6 @@ def test_poison_does_not_look_decodable_and_fails_the_full_decode(value) -> None
 
 
 def test_json_only_and_avro_only_codecs_screen_their_own_format() -> None:
-    codec = default_codec()
     avro = encode_event_avro(json.loads(GOOD), confluent_schema_id=1, drop_unknown=True)
     json_only = EventCodec.from_schema_dir(codec_dir(), format="json")
     avro_only = EventCodec.from_schema_dir(codec_dir(), format="avro")
