@@ -73,7 +73,13 @@ from consumer.settings import Settings
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 500
-POLL_TIMEOUT = 0.1
+# consume() waits for a full batch or this long, whichever comes first: it bounds how
+# long a record can sit in the client before the loop sees it.
+POLL_TIMEOUT = 0.02
+# Work that leads to an alert (a candidate, an alert) commits after this share of the
+# commit interval: matches are rare, so committing them early costs few transactions
+# and takes most of the interval off the event-to-alert latency.
+URGENT_COMMIT_SHARE = 0.2
 KAFKA_TIMEOUT = 30.0
 AVRO_SAMPLE = 64
 _OPEN_BRACE = ord("{")
@@ -117,6 +123,7 @@ class Member:
         self._stopping = False
         self._fatal: KafkaError | None = None
         self._delivery_failures = 0
+        self._urgent = False
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         # Observability: a registry of its own unless the process serves one.
@@ -288,6 +295,7 @@ class Member:
                 _timestamp_ms(message),
             )
             self._produce(self._matches, rule.uuid.encode(), encode_candidate(record))
+            self._urgent = True
         return event
 
     def _on_candidate(self, message: Message) -> None:
@@ -327,6 +335,7 @@ class Member:
                     )
             value = json.dumps(output.value, ensure_ascii=False, separators=(",", ":"))
             self._produce(topic, output.key.encode(), value.encode("utf-8"))
+            self._urgent = True
 
     def _on_window_limited(self, rule: Rule, status: dict[str, Any]) -> None:
         # The first cut in a window: Kibana's max-signals warning, once per window.
@@ -373,8 +382,13 @@ class Member:
     # -- transactions and offsets -----------------------------------------------------------
 
     def _commit_due(self) -> bool:
+        if not self._pending:
+            return False
         elapsed_ms = (time.monotonic() - self._last_commit) * 1000
-        return bool(self._pending) and elapsed_ms >= self.settings.commit_interval_ms
+        interval = self.settings.commit_interval_ms
+        if self._urgent:
+            interval *= URGENT_COMMIT_SHARE
+        return elapsed_ms >= interval
 
     def _begin(self) -> None:
         if self.exactly_once:
@@ -414,6 +428,7 @@ class Member:
             self._store_committed(offsets)
             self._pending.clear()
         self._delivery_failures = 0
+        self._urgent = False
         self._begin()
 
     def _store_committed(self, offsets: list[TopicPartition]) -> None:
