@@ -29,6 +29,14 @@ class Detector:
             (rule, compile_rule(rule)) for rule in self.rules
         )
 
-    def matching_rules(self, event: Mapping[str, Any]) -> list[Rule]:
-        """The rules whose query matches ``event``, in load order."""
-        return [rule for rule, predicate in self._compiled if predicate(event)]
+    def matching_rules(
+        self, event: Mapping[str, Any], only: Sequence[int] | None = None
+    ) -> list[Rule]:
+        """The rules whose query matches ``event``, in load order.
+
+        ``only``: indices of the rules to try (a prefilter's selection); default all.
+        """
+        if only is None:
+            return [rule for rule, predicate in self._compiled if predicate(event)]
+        compiled = self._compiled
+        return [compiled[i][0] for i in only if compiled[i][1](event)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from consumer.kql import ast
 from consumer.kql import fieldtypes as ft
-from consumer.kql.compiler import distribute
+from consumer.kql.compiler import LOW_CARDINALITY, distribute
 from consumer.kql.values import as_number
 
 Alternatives = frozenset[str]
@@ -37,43 +37,57 @@ def _value_literal(field: str, value: ast.Value) -> str | None:
     return best
 
 
-def _conjuncts(node: ast.Query, prefix: str) -> list[Alternatives]:
+# A literal set and whether it tests a low-cardinality field (event.category:process):
+# such a set holds for most events, so it is a poor anchor for a prefilter.
+_Ranked = tuple[Alternatives, bool]
+
+
+def _conjuncts(node: ast.Query, prefix: str) -> list[_Ranked]:
     """Sets such that every match contains a member of each (empty list: nothing known)."""
     if isinstance(node, ast.FieldMatch):
         if node.field.pattern is not None:
             return []
-        lit = _value_literal(_full(prefix, node.field.name), node.value)  # type: ignore[arg-type]
-        return [frozenset((lit,))] if lit else []
+        field = _full(prefix, node.field.name)
+        lit = _value_literal(field, node.value)  # type: ignore[arg-type]
+        return [(frozenset((lit,)), field.startswith(LOW_CARDINALITY))] if lit else []
     if isinstance(node, ast.And):
-        out: list[Alternatives] = []
+        out: list[_Ranked] = []
         for item in node.items:
             out.extend(_conjuncts(item, prefix))
         return out
     if isinstance(node, ast.Or):
         union: set[str] = set()
+        weak = False
         for item in node.items:
             sets = _conjuncts(item, prefix)
             if not sets:
                 return []
-            union |= _ranked(sets)[0]
-        return [frozenset(union)]
+            best, best_weak = _ranked(sets)[0]
+            union |= best
+            weak |= best_weak
+        return [(frozenset(union), weak)]
     if isinstance(node, ast.Nested):
         return _conjuncts(node.query, _full(prefix, node.field.name))
     return []
 
 
-def _score(alternatives: Alternatives) -> tuple[int, int]:
-    # The shortest member decides how often a prefilter lets events through.
-    return (-min(map(len, alternatives)), len(alternatives))
+def _score(ranked: _Ranked) -> tuple[bool, int, int]:
+    alternatives, weak = ranked
+    # Strong fields first; then the shortest member decides how often a prefilter lets
+    # events through.
+    return (weak, -min(map(len, alternatives)), len(alternatives))
 
 
-def _ranked(sets: list[Alternatives]) -> list[Alternatives]:
-    return sorted(set(sets), key=lambda s: (*_score(s), sorted(s)))
+def _ranked(sets: list[_Ranked]) -> list[_Ranked]:
+    return sorted(set(sets), key=lambda s: (*_score(s), sorted(s[0])))
 
 
 def literals_of(tree: ast.Query) -> tuple[Alternatives, ...]:
     """Required literal sets of a parsed query, most selective first."""
-    return tuple(_ranked(_conjuncts(distribute(tree), "")))
+    ranked: dict[Alternatives, None] = {}
+    for alternatives, _weak in _ranked(_conjuncts(distribute(tree), "")):
+        ranked.setdefault(alternatives)
+    return tuple(ranked)
 
 
 def fields_of(tree: ast.Query) -> frozenset[str]:

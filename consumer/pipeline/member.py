@@ -104,7 +104,7 @@ class Member:
         self.settings = settings
         self.rules = {rule.uuid: rule for rule in rules}
         self.detector = Detector(rules)
-        self.prefilter = Prefilter(rules if settings.prefilter == "on" else [])
+        self.prefilter = Prefilter(rules, enabled=settings.prefilter == "on")
         self.codec: EventCodec = settings.build_codec()
         self.subscriptions = list(settings.input_topics or rule_topics(rules))
         self.exactly_once = settings.guarantee == "exactly-once"
@@ -211,7 +211,7 @@ class Member:
         pending = self._pending
         matches_topic = self._matches
         outputs = self._outputs
-        may_match = self.prefilter.may_match
+        select = self.prefilter.select
         looks_decodable = self.codec.looks_decodable
         last_input: Message | None = None
         last_event: dict[str, Any] | None = None
@@ -234,15 +234,18 @@ class Member:
                     # The shape check cannot see inside an Avro body, so one Avro record
                     # in AVRO_SAMPLE is decoded anyway: a producer writing the wrong
                     # schema still shows in the dead letters within that many records.
+                    selected = select(value)
                     if (
-                        not may_match(value)
+                        not selected
                         and looks_decodable(value)
                         and (value[0] == _OPEN_BRACE or message.offset() % AVRO_SAMPLE)
                     ):
                         counts[2] += 1
                         pending[(topic, message.partition())] = message.offset() + 1
                         continue
-                event = self._on_event(message, value)
+                else:
+                    selected = None
+                event = self._on_event(message, value, selected)
                 if event is not None:
                     last_event, last_input = event, message
             pending[(topic, message.partition())] = message.offset() + 1
@@ -276,15 +279,20 @@ class Member:
                 summary="consume errors", error=error.name(),
             )  # fmt: skip
 
-    def _on_event(self, message: Message, value: bytes | None) -> dict[str, Any] | None:
-        """Decode and match one input record; the event, or ``None`` if dead-lettered."""
+    def _on_event(
+        self, message: Message, value: bytes | None, selected: Sequence[int] | None
+    ) -> dict[str, Any] | None:
+        """Decode one input record and run the ``selected`` rules (None: all) on it.
+
+        Returns the event, or ``None`` when the record was dead-lettered.
+        """
         try:
             event = self.codec.decode(value)
         except DecodeError as exc:
             add(self._tally.decode_failures, (message.topic(), exc.reason))
             self._dead_letter(message, exc.reason, str(exc))
             return None
-        for rule in self.detector.matching_rules(event):
+        for rule in self.detector.matching_rules(event, selected):
             add(self._tally.matches, rule.rule_id)
             record = CandidateRecord(
                 rule.uuid,

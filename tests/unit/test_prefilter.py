@@ -65,17 +65,26 @@ def test_an_escaped_slash_cannot_hide_a_literal_with_a_slash() -> None:
     assert Prefilter(rules).may_match(raw)
 
 
-def test_a_rule_without_literals_turns_the_prefilter_off() -> None:
+def test_a_rule_without_literals_runs_on_every_record_and_the_others_stay_selective() -> None:
     prefilter = Prefilter([*SEED, _rule("process.pid > 100", "other")])
+    assert prefilter.enabled
+    assert prefilter.select(b'{"process": {"pid": 7}}') == (1,)
+    attack = json.dumps(next(c.event for c in labeled_events().values() if c.matches)).encode()
+    assert prefilter.select(attack) == (0, 1)
+
+
+def test_prefilter_off_selects_every_rule() -> None:
+    prefilter = Prefilter(SEED, enabled=False)
     assert not prefilter.enabled
-    assert prefilter.may_match(b"{}")
+    assert prefilter.select(b"{}") == (0,)
 
 
-def test_many_rules_share_one_scan() -> None:
+def test_many_rules_share_one_scan_that_selects_only_their_owners() -> None:
     rules = [_rule(f"process.name:tool{i}", f"r{i}") for i in range(50)]
     prefilter = Prefilter(rules)
-    assert prefilter.may_match(b'{"process":{"name":"tool42"}}')
-    assert not prefilter.may_match(b'{"process":{"name":"bash"}}')
+    assert prefilter.select(b'{"process":{"name":"tool42"}}') == (4, 42)  # tool4 is in tool42
+    assert prefilter.select(b'{"process":{"name":"bash"}}') == ()
+    assert prefilter.select(b'{"process":{"name":"b\\u0061sh"}}') == tuple(range(50))
 
 
 _text = st.text(
@@ -125,15 +134,16 @@ def _events(draw):
         ]
     ),
 )
-def test_prefilter_never_skips_a_match(event, ascii_only, escape_slashes, queries) -> None:
-    rules = SEED if queries is None else [_rule(queries)]
+def test_prefilter_never_leaves_out_a_rule_that_matches(event, ascii_only, escape_slashes,
+                                                         queries) -> None:
+    rules = SEED if queries is None else [*SEED, _rule(queries), _rule("process.pid > 1", "p")]
     text = json.dumps(event, ensure_ascii=ascii_only)
     if escape_slashes:
         text = text.replace("/", "\\/")
     prefilter = Prefilter(rules)
-    for raw in (
-        text.encode("utf-8"),
-        encode_event_avro(event, confluent_schema_id=1, drop_unknown=True),
-    ):
-        if _matches(rules, raw):
-            assert prefilter.may_match(raw), raw
+    detector = Detector(rules)
+    for raw in (text.encode("utf-8"), encode_event_avro(event, confluent_schema_id=1,
+                                                        drop_unknown=True)):
+        matched = detector.matching_rules(default_codec().decode(raw))
+        selected = prefilter.select(raw)
+        assert {rules.index(r) for r in matched} <= set(selected), raw

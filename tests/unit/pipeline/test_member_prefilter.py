@@ -51,7 +51,7 @@ def test_prefilter_setting_decides_whether_the_member_filters() -> None:
 
 def test_prefilter_off_decodes_everything() -> None:
     harness = Harness(seed_rule())
-    harness.member.prefilter = Prefilter([])  # what --prefilter off builds
+    harness.member.prefilter = Prefilter([seed_rule()], enabled=False)  # --prefilter off
     good = [encode_event_avro(e, confluent_schema_id=1, drop_unknown=True)
             for e in generate_events(10, match_every=None)]
     harness.feed(good)
