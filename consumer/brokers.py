@@ -14,7 +14,9 @@ Both are context managers: they pick free loopback ports, start the process, wai
 metadata request answers, expose ``bootstrap_servers``, and stop the process on exit
 (terminate, then kill). A broker that cannot start raises ``BrokerUnavailable`` with the
 reason and the tail of its log. The broker process also dies with the Python process that
-started it (Linux ``PR_SET_PDEATHSIG``), unless started detached.
+started it (Linux ``PR_SET_PDEATHSIG``), unless started detached. A ``KafkaNode`` can add
+a secured listener (``SecureListener``: SASL_SSL, SSL or SASL_PLAINTEXT, with PLAIN users
+and SCRAM credentials) beside its PLAINTEXT one, on ``secure_bootstrap_servers``.
 
 Command line (``scripts/kafka`` and ``scripts/tansu`` wrap it)::
 
@@ -43,6 +45,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -54,6 +57,7 @@ __all__ = [
     "BrokerUnavailable",
     "EmbeddedBroker",
     "KafkaNode",
+    "SecureListener",
     "find_tansu",
     "free_port",
     "install_kafka",
@@ -448,12 +452,94 @@ def _cluster_id() -> str:
             return text
 
 
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_SECURE_PROTOCOLS = ("SASL_SSL", "SSL", "SASL_PLAINTEXT")
+
+
+@dataclass(frozen=True)
+class SecureListener:
+    """A secured client listener of a ``KafkaNode``, beside its PLAINTEXT one.
+
+    ``protocol`` is SASL_SSL, SSL or SASL_PLAINTEXT. TLS needs ``keystore``: a PKCS#12
+    file with the broker's key and certificate chain (``keystore_password`` opens it).
+    SASL offers ``mechanisms``: PLAIN checks ``plain_users`` (name -> password, in the
+    listener's JAAS config); the SCRAM ones check ``scram_users``, whose credentials are
+    written into the metadata log when the storage is formatted (``kafka-storage format
+    --add-scram``), so they exist before the first client connects. The broker's own
+    files (``server.properties``) hold these secrets: they are test fixtures.
+    """
+
+    protocol: str = "SASL_SSL"
+    keystore: Path | None = None
+    keystore_password: str = field(default="", repr=False)
+    mechanisms: tuple[str, ...] = ("PLAIN", *SCRAM_MECHANISMS)
+    plain_users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    scram_users: Mapping[str, str] = field(default_factory=dict, repr=False)
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in _SECURE_PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(_SECURE_PROTOCOLS)}")
+        if "SSL" in self.protocol and self.keystore is None:
+            raise ValueError(f"{self.protocol} needs a keystore")
+        unknown = set(self.mechanisms) - {"PLAIN", *SCRAM_MECHANISMS}
+        if unknown:
+            raise ValueError(f"unsupported SASL mechanisms: {', '.join(sorted(unknown))}")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL")
+
+    def properties(self, name: str) -> dict[str, str]:
+        """Broker configs for this listener, named ``name`` in ``listeners``."""
+        prefix = f"listener.name.{name.lower()}."
+        props: dict[str, str] = {}
+        if self.keystore is not None:
+            props |= {
+                f"{prefix}ssl.keystore.type": "PKCS12",
+                f"{prefix}ssl.keystore.location": str(self.keystore),
+                f"{prefix}ssl.keystore.password": self.keystore_password,
+                f"{prefix}ssl.key.password": self.keystore_password,
+                f"{prefix}ssl.client.auth": "none",
+            }
+        if self.sasl:
+            props[f"{prefix}sasl.enabled.mechanisms"] = ",".join(self.mechanisms)
+            for mechanism in self.mechanisms:
+                key = f"{prefix}{mechanism.lower()}.sasl.jaas.config"
+                if mechanism == "PLAIN":
+                    users = "".join(
+                        f' user_{user}="{_jaas_escape(secret)}"'
+                        for user, secret in self.plain_users.items()
+                    )
+                    props[key] = (
+                        f"org.apache.kafka.common.security.plain.PlainLoginModule required{users};"
+                    )
+                else:
+                    props[key] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return props
+
+    def format_arguments(self) -> list[str]:
+        """``--add-scram`` arguments for ``kafka-storage format``, one per user and mechanism."""
+        args: list[str] = []
+        for mechanism in self.mechanisms:
+            if mechanism in SCRAM_MECHANISMS:
+                for user, password in self.scram_users.items():
+                    args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
+        return args
+
+
+def _jaas_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 class KafkaNode(_BrokerProcess):
     """One Apache Kafka node, KRaft combined mode, on loopback ports, data in ``directory``.
 
     ``directory`` holds ``server.properties`` and ``log4j2.properties`` (written on each
     start), ``data/`` (formatted once) and ``server.log``. ``overrides`` are broker configs
-    laid over the test-friendly defaults below.
+    laid over the test-friendly defaults below. ``secure_listener`` adds a secured client
+    listener (named after its protocol) on ``secure_bootstrap_servers``; the PLAINTEXT
+    listener stays, for the broker itself and for test harnesses.
     """
 
     DEFAULTS: Mapping[str, str] = {
@@ -483,8 +569,11 @@ class KafkaNode(_BrokerProcess):
         libs: str | os.PathLike[str] | None = None,
         startup_timeout: float = 60.0,
         detach: bool = False,
+        secure_listener: SecureListener | None = None,
     ) -> None:
         self.directory = Path(directory).resolve()
+        self.secure_listener = secure_listener
+        self.secure_port = 0
         self._requested_port = port
         self._requested_controller_port = controller_port
         self.controller_port = 0
@@ -502,6 +591,13 @@ class KafkaNode(_BrokerProcess):
         """Where the log and metadata live: ``<directory>/data`` unless ``log.dirs`` is set."""
         return Path(self.overrides.get("log.dirs", self.directory / "data"))
 
+    @property
+    def secure_bootstrap_servers(self) -> str:
+        """``host:port`` of the secured listener (``secure_listener`` must be set)."""
+        if self.secure_listener is None or not self.secure_port:
+            raise BrokerUnavailable("no secured listener started")
+        return f"{self.host}:{self.secure_port}"
+
     def properties(self) -> dict[str, str]:
         """The broker configuration this node runs with (ports must be chosen first)."""
         client = f"PLAINTEXT://{self.host}:{self.port}"
@@ -517,6 +613,14 @@ class KafkaNode(_BrokerProcess):
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             **self.DEFAULTS,
         }
+        secure = self.secure_listener
+        if secure is not None:
+            name = secure.protocol
+            listener = f"{name}://{self.host}:{self.secure_port}"
+            props["listeners"] += f",{listener}"
+            props["advertised.listeners"] += f",{listener}"
+            props["listener.security.protocol.map"] += f",{name}:{name}"
+            props.update(secure.properties(name))
         props.update(self.overrides)
         props["log.dirs"] = str(self.data_dir)
         return props
@@ -559,6 +663,10 @@ class KafkaNode(_BrokerProcess):
         self.controller_port = self._requested_controller_port or free_port(self.host)
         while self.controller_port == self.port:
             self.controller_port = free_port(self.host)
+        if self.secure_listener is not None:
+            self.secure_port = self.secure_listener.port or free_port(self.host)
+            while self.secure_port in (self.port, self.controller_port):
+                self.secure_port = free_port(self.host)
         server = self._write_config()
         if not (self.data_dir / "meta.properties").is_file():
             fmt = subprocess.run(
@@ -571,6 +679,7 @@ class KafkaNode(_BrokerProcess):
                     _cluster_id(),
                     "--config",
                     str(server),
+                    *(self.secure_listener.format_arguments() if self.secure_listener else []),
                 ],
                 capture_output=True,
                 text=True,

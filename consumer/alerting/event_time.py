@@ -37,7 +37,10 @@ _RFC3339 = re.compile(
     r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
     r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
 )
-_DIGITS = re.compile(r"^-?\d+$")
+_DIGITS = re.compile(r"^-?\d{1,16}$")
+# What a datetime can hold (years 1 to 9999), in epoch ms: a time outside it is no time.
+# A hostile event must not be able to make alert building or metrics raise.
+_MIN_MS, _MAX_MS = -62_135_596_800_000, 253_402_300_799_999
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +52,23 @@ class EventTime:
 
 
 def parse_timestamp(value: Any) -> int | None:
-    """Epoch milliseconds of an RFC 3339 string or epoch-millis number, else ``None``."""
+    """Epoch milliseconds of an RFC 3339 string or epoch-millis number, else ``None``.
+
+    Times outside years 1 to 9999 are ``None``, as if the field were absent.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return _in_range(value)
     if isinstance(value, float):
-        return int(value) if value == value and abs(value) < 1e18 else None
+        return _in_range(int(value)) if value == value and abs(value) < 1e18 else None
     if isinstance(value, str):
         return _parse_text(value.strip())
     return None
+
+
+def _in_range(ms: int) -> int | None:
+    return ms if _MIN_MS <= ms <= _MAX_MS else None
 
 
 # Events of one second share their timestamp text; a bounded cache keeps the regex and
@@ -66,7 +76,7 @@ def parse_timestamp(value: Any) -> int | None:
 @lru_cache(maxsize=8192)
 def _parse_text(text: str) -> int | None:
     if _DIGITS.match(text):
-        return int(text)
+        return _in_range(int(text))
     match = _RFC3339.match(text)
     if not match:
         return None
@@ -89,7 +99,7 @@ def _parse_text(text: str) -> int | None:
         digits = zone[1:].replace(":", "")
         offset_min = int(digits[:2]) * 60 + int(digits[2:4] or 0)
         ms -= sign * offset_min * 60_000
-    return ms
+    return _in_range(ms)
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -100,7 +110,8 @@ def _epoch_ms(moment: datetime) -> int:
 def to_iso(ms: int) -> str:
     """Epoch milliseconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (JavaScript's toISOString)."""
     moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+    # strftime's %Y does not pad years below 1000, which Elasticsearch would not parse.
+    return f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
 
 
 def event_time(

@@ -14,9 +14,20 @@ Choices, and why:
 - Nesting deeper than ``max_depth`` is ``too_deep``. ``RecursionError`` never escapes:
   the parser's own recursion limit (around 1,000 levels) is reported as ``too_deep``
   too. Counting brackets first keeps the exact depth walk off the common path.
-- Integers longer than Python's 4,300-digit limit are ``invalid_json``, not a crash.
-- Known gap: an escaped lone surrogate (``"\\ud800"``) decodes to a Python string that
-  cannot be encoded to UTF-8 again; such an event fails later, at encoding.
+- Integers longer than Python's 4,300-digit limit are ``invalid_json``, not a crash;
+  so is a float too large for a double (``1e400``), which ``json`` would turn into
+  infinity: like NaN, it could not be written back out as JSON.
+- An escaped lone surrogate (``"\\ud800"``, in a key or a value) is ``invalid_utf8``:
+  it would decode to a Python string that cannot be encoded to UTF-8 again, so the
+  candidate or alert carrying it could never be written. A valid escaped pair
+  (``"\\ud83d\\ude00"``) is one character and fine. Only records holding ``\\uD8..``
+  to ``\\uDF..`` pay for the check.
+- Duplicate keys: the last one wins, as in ``json.loads`` and most parsers (RFC 8259
+  leaves it open). Elasticsearch would refuse such a document (strict duplicate
+  detection), so Beats and Agent never write one; refusing it here too would only add a
+  dead-letter reason. For detection it is safe: the literal prefilter reads the raw
+  bytes, where a shadowed value can only let a record through to decoding, and rules
+  match the decoded event, the one value that would have been indexed.
 
 The stdlib ``json`` module is used: it has no dependency and its C scanner is quick
 enough next to librdkafka's per-message cost. ``_parse`` is the one place to swap in
@@ -26,6 +37,7 @@ orjson (about 3x faster) if profiling asks for it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from consumer.codecs.errors import DecodeError, EncodeError
@@ -37,7 +49,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):  # "1e400": json would give inf, which is no JSON number
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+_INF = float("inf")
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# A \u escape of a UTF-16 surrogate (D800-DFFF); a match may be part of a valid pair.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def decode_json(value: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
@@ -53,7 +75,17 @@ def decode_json(value: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str
     # count runs in C, so ordinary events never pay for the walk.
     if value.count(b"{") + value.count(b"[") > max_depth and _depth_exceeds(event, max_depth):
         raise DecodeError("too_deep", f"nested more than {max_depth} levels")
+    if _SURROGATE_ESCAPE.search(value) and _has_lone_surrogate(event):
+        raise DecodeError("invalid_utf8", "escaped lone surrogate (\\ud800-\\udfff) in a string")
     return event
+
+
+def _has_lone_surrogate(event: dict[str, Any]) -> bool:
+    try:
+        json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _parse(text: str) -> Any:

@@ -123,6 +123,11 @@ class _Compiler:
             return self.nested(node, prefix)
         if isinstance(node, ast.FreeText):
             return self.free_text(node.value, prefix)
+        if isinstance(node, _FreeTextSet):
+            values = list(node.values)
+            return self.by_path(
+                lambda p: True, prefix, lambda kind: literal_test(kind, values, self.now)
+            )
         raise TypeError(f"unknown KQL node {node!r}")
 
     def value_test(self, kind: ft.FieldType, values: list[ast.Value]):
@@ -151,13 +156,21 @@ class _Compiler:
     def by_path(self, path_matches: Callable[[str], bool], prefix: str, make_test) -> Pred:
         """Test every value whose dotted path is accepted, each with its own field type."""
         cache: dict[str, Callable[[object], bool] | None] = {}
+        # Tests depend on the field's kind and keyword limit only, never on its path: one
+        # test per kind, so an event of ever-new field names cannot make a long query
+        # rebuild its tests (the path cache below is bounded and may be full).
+        by_kind: dict[tuple[str, int | None], Callable[[object], bool] | None] = {}
 
         def test_for(path: str):
             if path in cache:
                 return cache[path]
             test = None
             if path_matches(path):
-                test = make_test(ft.field_type(f"{prefix}.{path}" if prefix else path))
+                kind = ft.field_type(f"{prefix}.{path}" if prefix else path)
+                key = (kind.kind, kind.ignore_above)
+                if key not in by_kind:
+                    by_kind[key] = make_test(kind)
+                test = by_kind[key]
             if len(cache) < _CACHE_LIMIT:
                 cache[path] = test
             return test
@@ -193,10 +206,31 @@ class _SetMatch:
         self.values = values
 
 
+class _FreeTextSet:
+    """Internal: any field equal to any of ``values`` (merged free-text ``or`` branches).
+
+    One walk of the event's values tests them all, where one walk per term would make a
+    long ``w1 or w2 or ...`` cost terms x fields per event.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: tuple[ast.Literal, ...]) -> None:
+        self.values = values
+
+
 def _merge_values(items: tuple[ast.Query, ...]) -> list:
     merged: list = []
     by_field: dict[ast.Field, int] = {}
+    free_text: int | None = None
     for item in items:
+        if isinstance(item, ast.FreeText) and isinstance(item.value, ast.Literal):
+            if free_text is None:
+                free_text = len(merged)
+                merged.append(_FreeTextSet((item.value,)))
+            else:
+                merged[free_text] = _FreeTextSet((*merged[free_text].values, item.value))
+            continue
         if isinstance(item, ast.FieldMatch) and isinstance(item.value, ast.Literal):
             at = by_field.get(item.field)
             if at is not None:

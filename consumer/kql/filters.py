@@ -124,19 +124,31 @@ def _value_test(kind: str, field: str, spec: Any) -> Callable[[object], bool]:
 
 
 def _wildcard_regex(pattern: str) -> str:
-    out, escaped = [], False
+    """A regex for ``fullmatch`` that never backtracks more than once per ``*``.
+
+    ``a*b*c`` as ``a.*b.*c`` would take time exponential in the stars on a value that
+    almost matches. Each middle segment is found at its earliest place instead, in an
+    atomic group: segments have a fixed length (``?`` is one character), so the earliest
+    place never rules out a match a later one would allow.
+    """
+    segments: list[list[str]] = [[]]
+    escaped = False
     for char in pattern:
         if escaped:
-            out.append(re.escape(char))
+            segments[-1].append(re.escape(char))
             escaped = False
         elif char == "\\":
             escaped = True
         elif char == "*":
-            out.append(".*")
+            segments.append([])
         elif char == "?":
-            out.append(".")
+            segments[-1].append(".")
         else:
-            out.append(re.escape(char))
+            segments[-1].append(re.escape(char))
     if escaped:
-        out.append(re.escape("\\"))
-    return "".join(out)
+        segments[-1].append(re.escape("\\"))
+    parts = ["".join(segment) for segment in segments]
+    if len(parts) == 1:
+        return parts[0]
+    first, *middle, last = parts
+    return first + "".join(f"(?>.*?{m})" for m in middle if m) + ".*" + last

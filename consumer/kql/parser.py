@@ -23,6 +23,14 @@ from consumer.kql import ast
 #: Deepest nesting of ``(``/``{`` accepted; far beyond any real rule, and low enough
 #: that every recursive walk of the tree stays clear of Python's recursion limit.
 MAX_DEPTH = 64
+#: Longest query accepted, in characters. Elastic's prebuilt rules stay under 10,000;
+#: parsing and compiling are linear, and this keeps a rule's start-up cost under a second.
+MAX_QUERY_LENGTH = 100_000
+#: Longest field name, in characters and in dotted parts. Field lookup precomputes every
+#: joined spelling of a path (parts squared), so an absurd name must not reach it; ECS
+#: names have at most 7 parts and Elasticsearch maps objects at most 20 levels deep.
+MAX_FIELD_LENGTH = 1024
+MAX_FIELD_PARTS = 32
 
 _KEYWORDS = {"or": "OR", "and": "AND", "not": "NOT"}
 _TOKEN_NAMES = {
@@ -166,9 +174,18 @@ class _Builder(Transformer):
 
     def field(self, children):
         value = children[0]
+        name = "*".join(value.segments) if isinstance(value, ast.Wildcard) else value.text
+        if len(name) > MAX_FIELD_LENGTH or name.count(".") >= MAX_FIELD_PARTS:
+            text = _source.get()
+            raise KqlSyntaxError(
+                f"field name longer than {MAX_FIELD_LENGTH} characters or "
+                f"{MAX_FIELD_PARTS} dotted parts",
+                text,
+                max(0, text.find(name[:40])),
+            )
         if isinstance(value, ast.Wildcard):
-            return ast.Field("*".join(value.segments), value.segments)
-        return ast.Field(value.text)
+            return ast.Field(name, value.segments)
+        return ast.Field(name)
 
     def literal(self, children):
         first = children[0]
@@ -241,6 +258,10 @@ def parse(text: str) -> ast.Query:
     """
     if not isinstance(text, str):
         raise TypeError("KQL query must be a str")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise KqlSyntaxError(
+            f"query longer than {MAX_QUERY_LENGTH} characters", text, MAX_QUERY_LENGTH
+        )
     _check_depth(text)
     reset = _source.set(text)
     try:

@@ -32,7 +32,9 @@ from consumer.kql.ast import Literal, Wildcard
 
 Test = Callable[[object], bool]
 
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+# Possessive: a long run of digits that is not a number ("1111...1x", from an event)
+# fails in linear time; with "\d+\.?\d*" the engine would try every split of the run.
+_NUMBER = re.compile(r"-?+(?:\d++(?:\.\d*+)?+|\.\d++)(?:[eE][+-]?+\d++)?+", re.ASCII)
 _WORD = re.compile(r"\w+(?:[.'\u2019]\w+)*")
 
 
@@ -136,16 +138,35 @@ def _text_test(value: Literal) -> Test | None:
     if not value.quoted or len(tokens) == 1:
         wanted = frozenset(tokens)
         return lambda v: (s := render(v)) is not None and not wanted.isdisjoint(analyze(s))
-    n = len(tokens)
+    # Consecutive words, found as a substring of the words joined by a separator no word
+    # holds: linear in the value, where comparing slices at every position would cost
+    # words x phrase length (a long quoted phrase against a long message).
+    needle = "\x00" + "\x00".join(tokens) + "\x00"
 
     def phrase(v: object) -> bool:
         s = render(v)
         if s is None:
             return False
-        words = analyze(s)
-        return any(words[i : i + n] == tokens for i in range(len(words) - n + 1))
+        return needle in "\x00" + "\x00".join(analyze(s)) + "\x00"
 
     return phrase
+
+
+def _text_tests(values: list[Literal]) -> Test | None:
+    """``_text_test`` of several values: the any-word ones share one set and one analysis
+    of the event value, so a long ``or`` of words costs one pass, not one per word."""
+    words: set[str] = set()
+    phrases: list[Test | None] = []
+    for value in values:
+        tokens = analyze(value.text)
+        if not value.quoted or len(tokens) == 1:
+            words.update(tokens)
+        else:
+            phrases.append(_text_test(value))
+    if words:
+        wanted = frozenset(words)
+        phrases.append(lambda v: (s := render(v)) is not None and not wanted.isdisjoint(analyze(s)))
+    return any_of(phrases)
 
 
 def _number_test(value: Literal) -> Test | None:
@@ -199,8 +220,9 @@ def literal_test(
     if k in (ft.KEYWORD, ft.UNKNOWN, ft.CASELESS):
         return _exact_keyword([v.text for v in values], kind.ignore_above, k == ft.CASELESS)
     if k == ft.TEXT:
-        builder: Callable[[Literal], Test | None] = _text_test
-    elif k == ft.NUMBER:
+        return _text_tests(values)
+    builder: Callable[[Literal], Test | None]
+    if k == ft.NUMBER:
         builder = _number_test
     elif k == ft.BOOLEAN:
         builder = _boolean_test

@@ -24,6 +24,8 @@ StartResponse = Callable[..., Any]
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # socketserver's backlog of 5 made 50 simultaneous scrapes and probes wait seconds.
+    request_queue_size = 64
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -75,14 +77,24 @@ class ObservabilityServer:
     def app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI application: health endpoints here, everything else is metrics."""
         path = environ.get("PATH_INFO", "/")
+        if path not in _PATHS:
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found: try /metrics, /healthz or /readyz\n"]
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            # Read-only by design: no endpoint takes a body or changes anything.
+            start_response(
+                "405 Method Not Allowed",
+                [("Allow", "GET, HEAD"), ("Content-Type", "text/plain; charset=utf-8")],
+            )
+            return [b"method not allowed: GET or HEAD\n"]
         if path == "/healthz":
             return _answer(start_response, *self._health.live())
         if path == "/readyz":
             return _answer(start_response, *self._health.ready())
-        if path in ("/metrics", "/"):
-            return self._metrics(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-        return [b"not found: try /metrics, /healthz or /readyz\n"]
+        return self._metrics(environ, start_response)
+
+
+_PATHS = frozenset(("/metrics", "/", "/healthz", "/readyz"))
 
 
 def _answer(start_response: StartResponse, ok: bool, why: str) -> list[bytes]:

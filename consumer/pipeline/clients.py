@@ -119,6 +119,6 @@ def make_producer(settings: Settings, **callbacks: Any) -> Producer:
     return Producer({**producer_config(settings), **callbacks})
 
 
-def make_admin(settings: Settings) -> AdminClient:
+def make_admin(settings: Settings, **callbacks: Any) -> AdminClient:
     """An admin client for creating the topics the pipeline writes to."""
-    return AdminClient(_user_config(settings, _CONSUMER_ONLY + _PRODUCER_ONLY))
+    return AdminClient({**_user_config(settings, _CONSUMER_ONLY + _PRODUCER_ONLY), **callbacks})

@@ -66,7 +66,7 @@ from consumer.pipeline.records import (
     decode_candidate,
     encode_candidate,
 )
-from consumer.pipeline.startup import wait_for_broker
+from consumer.pipeline.startup import ClientErrors, wait_for_broker
 from consumer.prefilter import Prefilter
 from consumer.rules import Rule, rule_topics
 from consumer.settings import Settings
@@ -87,6 +87,15 @@ _OPEN_BRACE = ord("{")
 
 class FatalKafkaError(ConsumerError):
     """The broker refused us for good (authentication, authorization, fencing)."""
+
+
+class _TransactionFailed(Exception):
+    """The open transaction can only be aborted: librdkafka refused a record mid-batch
+    (a delivery timed out or was rejected, so the transaction entered its abortable state)."""
+
+    def __init__(self, error: KafkaError) -> None:
+        super().__init__(error.str())
+        self.error = error
 
 
 class Member:
@@ -142,8 +151,9 @@ class Member:
 
     def run(self) -> int:
         """Connect, create missing topics, and process until stopped; returns 0."""
-        admin = clients.make_admin(self.settings)
-        wait_for_broker(admin, self.settings.startup_timeout_s)
+        errors = ClientErrors()
+        admin = clients.make_admin(self.settings, error_cb=errors)
+        wait_for_broker(admin, self.settings.startup_timeout_s, errors)
         ensure_topics(
             admin,
             outputs=[
@@ -183,10 +193,16 @@ class Member:
                 self.health.beat()
                 self._check_fatal()
                 messages = self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
-                if messages:
-                    self._process_batch(messages)
-                if self._commit_due():
-                    self._commit()
+                try:
+                    if messages:
+                        self._process_batch(messages)
+                    if self._commit_due():
+                        self._commit()
+                except _TransactionFailed as exc:
+                    # A record was refused mid-batch: abort, redo from committed state.
+                    self._recover(exc.error)
+                    self._delivery_failures = 0
+                    self._begin()
             self._commit()
         finally:
             self._incidents.flush(force=True)
@@ -386,6 +402,13 @@ class Member:
                 # The local queue is full: let deliveries drain, then try again.
                 self.metrics.retries.labels("queue_full").inc()
                 self._producer.poll(0.1)
+            except KafkaException as exc:
+                # The transaction is in its abortable state (a delivery failed or timed
+                # out): librdkafka refuses every record until it is aborted.
+                error = exc.args[0]
+                if error.fatal():
+                    raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
+                raise _TransactionFailed(error) from None
 
     # -- transactions and offsets -----------------------------------------------------------
 
@@ -407,13 +430,27 @@ class Member:
         """Commit everything since the last commit; on a failed transaction, rewind."""
         assert self._producer is not None and self._consumer is not None
         self._last_commit = time.monotonic()
-        self._write_changelog()
+        try:
+            self._write_changelog()
+        except _TransactionFailed as exc:
+            self._recover(exc.error)
+            self._delivery_failures = 0
+            self._begin()
+            return
         if not self._pending:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
         started = time.perf_counter()
         try:
             if self.exactly_once:
+                # A record of this transaction failed: it can only be aborted, and
+                # send_offsets_to_transaction could block past its timeout then
+                # (confluentinc/librdkafka#5456), so abort at once.
+                self._producer.poll(0)
+                if self._delivery_failures:
+                    raise KafkaException(
+                        KafkaError(KafkaError._STATE, "a record of the transaction failed")
+                    )
                 self._producer.send_offsets_to_transaction(
                     offsets, self._consumer.consumer_group_metadata(), KAFKA_TIMEOUT
                 )
@@ -458,9 +495,21 @@ class Member:
         )  # fmt: skip
         self.metrics.retries.labels("rewind").inc()
         if self.exactly_once:
-            assert self._producer is not None
-            self._producer.abort_transaction(KAFKA_TIMEOUT)
+            self._abort()
         self._rewind()
+
+    def _abort(self) -> None:
+        """Abort the open transaction; retried while the broker is out of reach."""
+        assert self._producer is not None
+        while True:
+            try:
+                self._producer.abort_transaction(KAFKA_TIMEOUT)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal() or not error.retriable():
+                    raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
+                log.warning("abort failed (%s); retrying", error.str())
 
     def _rewind(self) -> None:
         assert self._consumer is not None
@@ -468,7 +517,13 @@ class Member:
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        committed = self._consumer.committed(assignment, timeout=KAFKA_TIMEOUT)
+        while True:
+            try:
+                committed = self._consumer.committed(assignment, timeout=KAFKA_TIMEOUT)
+                break
+            except KafkaException as exc:  # the coordinator out of reach: wait for it
+                log.warning("reading committed offsets failed (%s); retrying", exc.args[0].str())
+                time.sleep(1.0)
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
@@ -510,7 +565,7 @@ class Member:
         self.metrics.rebalances.labels("lost").inc()
         self.health.assigned = False
         if self.exactly_once and self._producer is not None:
-            self._producer.abort_transaction(KAFKA_TIMEOUT)
+            self._abort()
             self._forget(partitions)
             self._rewind()
             self._begin()

@@ -1,10 +1,15 @@
-"""Start-up: wait for the brokers with backoff, within a budget, then fail clearly."""
+"""Start-up: wait for the brokers with backoff, within a budget, then fail clearly.
+
+Most start-up failures pass (a broker still starting, a network blip) and are retried.
+The brokers refusing us (wrong credentials, a certificate we do not trust) will not
+pass: they end the wait at once with the broker's own words, not a timeout.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from tenacity import (
     RetryError,
@@ -15,20 +20,52 @@ from tenacity import (
     wait_exponential,
 )
 
+from consumer.errors import ConsumerError
 from consumer.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
 
-def wait_for_broker(admin: AdminClient, budget_s: float) -> None:
-    """Return once the cluster answers a metadata request; ``SettingsError`` after ``budget_s``.
+_REFUSALS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
 
-    The error names the bootstrap setting: at start-up an unreachable cluster is almost
-    always a wrong address or a missing network path, not a passing fault.
+
+class BrokerRefused(ConsumerError):
+    """The brokers refused this client (credentials, TLS trust): retrying will not help."""
+
+
+class ClientErrors:
+    """An ``error_cb`` for a client: keeps the last refusal librdkafka reported."""
+
+    def __init__(self) -> None:
+        self.refusal: KafkaError | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() in _REFUSALS:
+            self.refusal = error
+
+
+def wait_for_broker(admin: AdminClient, budget_s: float, errors: ClientErrors) -> None:
+    """Return once the cluster answers a metadata request.
+
+    ``errors`` is the admin client's ``error_cb``. A refusal raises ``BrokerRefused`` at
+    once; anything else is retried for ``budget_s`` and then raises ``SettingsError``
+    naming the bootstrap setting: at start-up an unreachable cluster is almost always a
+    wrong address or a missing network path, not a passing fault.
     """
 
     def ask() -> None:
-        metadata = admin.list_topics(timeout=min(5.0, budget_s))
+        if errors.refusal is not None:
+            raise BrokerRefused(
+                f"the brokers refused this client: {errors.refusal.str()} (check the "
+                "KAFKA_CONFIG_SASL_* credentials and KAFKA_CONFIG_SSL_* trust settings)"
+            )
+        try:
+            metadata = admin.list_topics(timeout=min(5.0, budget_s))
+        except KafkaException:
+            admin.poll(0.1)  # error_cb runs only from poll()
+            if errors.refusal is not None:
+                ask()
+            raise
         if not metadata.brokers:
             raise KafkaException("no broker in the metadata answer")
 

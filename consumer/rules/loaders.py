@@ -38,6 +38,9 @@ RULE_FILE_SUFFIXES = (".toml", ".ndjson", ".json")
 SUPPORTED_TYPE = "query"
 SUPPORTED_LANGUAGE = "kuery"
 _TOML_ERROR_LINE = re.compile(r"at line (\d+)")
+#: A rule file larger than this is refused unread. Kibana's export of every prebuilt rule
+#: is a few MB; this only keeps a wrong path (a log file, a disk image) out of memory.
+MAX_RULE_FILE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -105,8 +108,18 @@ def _load_path(path: Path) -> Iterator[Rule | RuleLoadError]:
 
 def _load_file(path: Path) -> Iterator[Rule | RuleLoadError]:
     try:
+        size = path.stat().st_size
+        if size > MAX_RULE_FILE_BYTES:
+            yield RuleLoadError(
+                str(path), f"file is {size} bytes, more than the {MAX_RULE_FILE_BYTES} allowed", 1
+            )
+            return
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        yield RuleLoadError(str(path), f"not UTF-8: byte {exc.start}: {exc.reason}", line)
+        return
+    except OSError as exc:
         yield RuleLoadError(str(path), f"cannot read the file: {exc}")
         return
     if path.suffix == ".toml":
@@ -133,6 +146,8 @@ def _from_toml(text: str, source: str) -> Rule | RuleLoadError:
         return RuleLoadError(
             source, f"not valid TOML: {exc}", int(match.group(1)) if match else None
         )
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        return RuleLoadError(source, "not valid TOML: nested too deeply", _deepest_line(text))
     data = document.get("rule")
     if not isinstance(data, dict):
         return RuleLoadError(source, "no [rule] table", 1)
@@ -144,26 +159,64 @@ def _from_ndjson(text: str, source: str) -> Iterator[Rule | RuleLoadError]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield RuleLoadError(source, f"not valid JSON: {exc.msg} (column {exc.colno})", number)
+            data = _json(line)
+        except _BadJson as exc:
+            yield RuleLoadError(source, f"not valid JSON: {exc}", number)
             continue
         if not isinstance(data, dict):
             yield RuleLoadError(source, "a line must be a JSON object", number)
         elif _is_rule_object(data):
-            yield _build(data, source, lambda _key, n=number: n, number)
+            yield _build(data, source, lambda _key, n=number: n, number, number)
 
 
 def _from_json(text: str, source: str) -> Iterator[Rule | RuleLoadError]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield RuleLoadError(source, f"not valid JSON: {exc.msg}", exc.lineno)
+        data = _json(text)
+    except _BadJson as exc:
+        yield RuleLoadError(source, f"not valid JSON: {exc}", exc.line)
         return
     if not isinstance(data, dict) or not _is_rule_object(data):
         yield RuleLoadError(source, "not a rule object (no rule_id and type)", 1)
         return
     yield _build(data, source, lambda key: _json_key_line(text, key), None)
+
+
+class _BadJson(ValueError):
+    """Why a JSON document does not load, and on which of its lines."""
+
+    def __init__(self, cause: str, line: int) -> None:
+        super().__init__(cause)
+        self.line = line
+
+
+def _json(text: str) -> Any:
+    """``json.loads``, every failure a ``_BadJson`` with a short cause and a line.
+
+    Besides syntax errors: nesting past the parser's recursion limit and integers past
+    Python's 4,300-digit limit, which ``json.loads`` raises as ``RecursionError`` and a
+    plain ``ValueError``.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _BadJson(f"{exc.msg} (column {exc.colno})", exc.lineno) from None
+    except RecursionError:
+        raise _BadJson("nested too deeply", _deepest_line(text)) from None
+    except ValueError as exc:  # integers longer than the interpreter converts
+        long_number = re.search(r"\d{4300}", text)
+        line = text.count("\n", 0, long_number.start()) + 1 if long_number else 1
+        raise _BadJson(str(exc).split(";")[0], line) from None
+
+
+def _deepest_line(text: str) -> int:
+    """The line where brackets nest deepest (strings not skipped: for messages only)."""
+    depth = best = 0
+    best_at = 0
+    for match in re.finditer(r"[\[\]{}]", text):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > best:
+            best, best_at = depth, match.start()
+    return text.count("\n", 0, best_at) + 1
 
 
 def _is_rule_object(data: Mapping[str, Any]) -> bool:
@@ -176,7 +229,9 @@ def _build(
     source: str,
     key_line: Callable[[str], int | None],
     query_line: int | None,
+    default_line: int | None = None,
 ) -> Rule | RuleLoadError:
+    """A rule, or why not; ``default_line`` (an NDJSON line) when no key's line is known."""
     rule_type, language = data.get("type"), data.get("language", SUPPORTED_LANGUAGE)
     if rule_type != SUPPORTED_TYPE:
         return UnsupportedRuleError(
@@ -196,7 +251,8 @@ def _build(
         rule = _rule_from_api(data, source)
     except (KeyError, TypeError, ValueError) as exc:
         cause, key = _describe(exc)
-        return RuleLoadError(source, cause, key_line(key) if key else None)
+        line = key_line(key) if key else None
+        return RuleLoadError(source, cause, default_line if line is None else line)
     try:
         rule_topics([rule])
     except ValueError as exc:
@@ -205,12 +261,27 @@ def _build(
         compile_query(rule.query)
     except KqlSyntaxError as exc:
         line = None if query_line is None else query_line + exc.line - 1
-        return RuleLoadError(source, f"query does not parse: {exc}", line)
+        return RuleLoadError(source, f"query does not parse: {_excerpt(exc)}", line)
     try:
         compile_filters(rule.filters)
     except ValueError as exc:
         return RuleLoadError(source, str(exc), key_line("filters"))
     return rule
+
+
+def _excerpt(exc: KqlSyntaxError, width: int = 100) -> str:
+    """The syntax error with at most ``width`` characters of the query line around the
+    caret: a rule refusal is one line in a log, even for a 100,000-character query."""
+    message = str(exc)
+    lines = message.split("\n")
+    if len(lines) < 3 or len(lines[-2]) <= width:
+        return message
+    start = max(0, exc.column - 1 - width // 2)
+    shown = lines[-2][start : start + width]
+    prefix = "..." if start else ""
+    suffix = "..." if start + width < len(lines[-2]) else ""
+    caret = " " * (len(prefix) + exc.column - 1 - start) + "^"
+    return "\n".join([*lines[:-2], prefix + shown + suffix, caret])
 
 
 def _describe(exc: Exception) -> tuple[str, str | None]:
@@ -244,7 +315,7 @@ def _rule_from_api(data: dict[str, Any], source: str) -> Rule:
         timestamp_override_fallback_disabled=bool(
             data.get("timestamp_override_fallback_disabled", False)
         ),
-        threat=tuple(_threat(t) for t in data.get("threat", ())),
+        threat=_threats(data.get("threat")),
         tags=_strings(data, "tags"),
         author=_strings(data, "author"),
         license=data.get("license", ""),
@@ -265,14 +336,28 @@ def _text(data: Mapping[str, Any], key: str) -> str:
 
 
 def _strings(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = data.get(key, ())
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+    value = data.get(key)
+    if value is None:  # absent, or null in an export
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{key} must be a list of strings")
     return tuple(value)
 
 
 def _entry(data: Mapping[str, Any]) -> AttackEntry:
     return AttackEntry(id=data["id"], name=data["name"], reference=data.get("reference", ""))
+
+
+def _threats(data: Any) -> tuple[Threat, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise TypeError("threat must be a list of tables with framework, tactic and technique")
+    try:
+        return tuple(_threat(t) for t in data)
+    except (KeyError, TypeError, AttributeError) as exc:
+        cause = f"missing {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+        raise TypeError(f"threat entries need tactic and technique tables ({cause})") from None
 
 
 def _threat(data: Mapping[str, Any]) -> Threat:

@@ -29,17 +29,28 @@ MISSING_FIELDS_STRATEGIES = ("suppress", "doNotSuppress")
 # ``uuid`` on every machine and every run (alert ids are derived from it).
 RULE_UUID_NAMESPACE = uuid.UUID("4d1f6f0e-5c1a-4c53-9a55-2b1e0c6a7d10")
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_DATE_MATH_FROM = re.compile(r"^\s*now\s*-\s*(\d+)\s*([smhd])\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.ASCII)
+_DATE_MATH_FROM = re.compile(r"^\s*now\s*-\s*(\d+)\s*([smhd])\s*$", re.ASCII)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# No rule duration is longer than a few days (the limits below); this bound only keeps
+# an absurd number ("99999999999999999999d") a ValueError instead of an OverflowError
+# from timedelta or a digit-limit error from int().
+_MAX_DURATION_DIGITS = 8
+
+
+def _seconds(amount: str, unit: str, text: str) -> timedelta:
+    digits = amount.lstrip("0") or "0"
+    if len(digits) > _MAX_DURATION_DIGITS:
+        raise ValueError(f"out of range (more than {_MAX_DURATION_DIGITS} digits): {text!r:.60}")
+    return timedelta(seconds=int(digits) * _UNIT_SECONDS[unit])
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse an Elastic rule duration such as ``5m``, ``30s``, ``1h`` or ``1d``."""
     match = _DURATION.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError(f"not a duration (expected a number and one of s, m, h, d): {text!r}")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        raise ValueError(f"not a duration (expected a number and one of s, m, h, d): {text!r:.60}")
+    return _seconds(match.group(1), match.group(2), text)
 
 
 def parse_relative_time(text: str) -> timedelta:
@@ -48,8 +59,10 @@ def parse_relative_time(text: str) -> timedelta:
         return timedelta(0)
     match = _DATE_MATH_FROM.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError(f"not a relative time (expected 'now' or 'now-<n><s|m|h|d>'): {text!r}")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        raise ValueError(
+            f"not a relative time (expected 'now' or 'now-<n><s|m|h|d>'): {text!r:.60}"
+        )
+    return _seconds(match.group(1), match.group(2), text)
 
 
 def _field_value(name: str, parse: Callable[[str], timedelta], text: str) -> timedelta:
@@ -183,7 +196,8 @@ class Rule:
         if self.lookback <= timedelta(0):
             raise ValueError(f"from ({self.from_!r}) must be earlier than to ({self.to!r})")
         if self.lookback > MAX_LOOKBACK:
-            raise ValueError(f"the look-back from {self.from_!r} to {self.to!r} exceeds 7 days")
+            # Starts with the field's name, so the loader can point at its line.
+            raise ValueError(f"from ({self.from_!r}) to {self.to!r}: the look-back exceeds 7 days")
 
     @property
     def uuid(self) -> str:

@@ -92,7 +92,7 @@ def test_replay_writes_detections_and_reports_bad_lines(
     assert len(records) == 1
     assert "e1" in json.dumps(records[0])
     err = capsys.readouterr().err
-    assert f"{events}:2: skipped: not valid JSON" in err
+    assert f"{events}:2: skipped: invalid_json" in err
 
 
 def test_replay_refuses_to_run_with_a_bad_rule(
