@@ -386,3 +386,65 @@ def test_plaintext_client_cannot_use_the_secured_listener(secure_kafka: SecureKa
     admin = AdminClient({"bootstrap.servers": secure_kafka.secure, "log_level": 0})
     with pytest.raises(Exception, match=r"(?i)transport|timed out"):
         admin.list_topics(timeout=3)
+
+
+LIMITED_USER = "alerts-limited"
+
+
+@pytest.fixture(scope="module")
+def acl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A node that enforces ACLs: (bootstrap of a SASL_PLAINTEXT listener, the password of
+    a user granted nothing). PLAINTEXT clients (the broker itself, the test) are super users."""
+    root = tmp_path_factory.mktemp("acl-kafka")
+    password = f"limited-{secrets.token_urlsafe(18)}"
+    listener = SecureListener(
+        protocol="SASL_PLAINTEXT", mechanisms=("PLAIN",), plain_users={LIMITED_USER: password}
+    )
+    node = KafkaNode(
+        root / "node",
+        secure_listener=listener,
+        overrides={
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found": "false",
+        },
+    )
+    try:
+        node.start()
+    except BrokerUnavailable as exc:
+        broker_unavailable(f"the ACL-enforcing Apache Kafka node did not start: {exc}")
+    try:
+        yield node.secure_bootstrap_servers, password
+    finally:
+        node.stop()
+
+
+def test_a_principal_that_may_not_create_the_topics_gets_a_clear_fatal_error(
+    acl_kafka: tuple[str, str], tmp_path: Path
+) -> None:
+    _clean_env()
+    bootstrap, password = acl_kafka
+    group = f"acl-{uuid.uuid4().hex[:8]}"
+    member = MemberProcess(
+        Stream(bootstrap, group, f"logs-endpoint.events.process-{group}").member_args(
+            "m-acl", "--startup-timeout-s", "20"
+        ),
+        tmp_path / "acl.log",
+        env={
+            "KAFKA_CONFIG_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_CONFIG_SASL_MECHANISM": "PLAIN",
+            "KAFKA_CONFIG_SASL_USERNAME": LIMITED_USER,
+            "KAFKA_CONFIG_SASL_PASSWORD": password,
+        },
+    )
+    member.start()
+    try:
+        assert member.process is not None
+        code = member.process.wait(timeout=90)
+    finally:
+        member.stop_quietly()
+    output = member.log()
+    final = _final_error(output)
+    assert code == 3, output[-3000:]
+    assert "may not create it" in final and f"{group}-alerts" in final, final
+    assert password not in output
