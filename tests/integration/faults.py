@@ -74,7 +74,7 @@ from consumer.generator import generate_events, labeled_events
 from consumer.pipeline.records import decode_candidate
 from consumer.rules import builtin_rules_path, load_rules
 
-from .members import MemberProcess, Stream
+from .members import MemberProcess, Stream, with_id
 
 RULES = load_rules([builtin_rules_path()]).rules
 RULE = RULES[0]
@@ -277,18 +277,6 @@ def _near_miss_templates() -> list[dict[str, Any]]:
 
 def event_id(event: dict[str, Any]) -> str:
     return str(event["event.id"] if "event.id" in event else event["event"]["id"])
-
-
-def with_id(event: dict[str, Any], event_id: str, timestamp: str | None = None) -> dict[str, Any]:
-    """A copy of ``event`` with ``event.id`` (and ``@timestamp`` if given) replaced."""
-    event = copy.deepcopy(event)
-    if "event.id" in event:  # the flattened-keys case
-        event["event.id"] = event_id
-    else:
-        event.setdefault("event", {})["id"] = event_id
-    if timestamp is not None:
-        event["@timestamp"] = timestamp
-    return event
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -107,6 +108,18 @@ class MemberProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+
+def with_id(event: dict[str, Any], event_id: str, timestamp: str | None = None) -> dict[str, Any]:
+    """A copy of ``event`` with ``event.id`` (and ``@timestamp`` if given) replaced."""
+    event = copy.deepcopy(event)
+    if "event.id" in event:  # the flattened-keys case
+        event["event.id"] = event_id
+    else:
+        event.setdefault("event", {})["id"] = event_id
+    if timestamp is not None:
+        event["@timestamp"] = timestamp
+    return event
 
 
 def read_topic(

@@ -6,7 +6,6 @@ topics ``read_committed``, as a downstream indexer would.
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import struct
@@ -24,7 +23,7 @@ from consumer.detection import Detector
 from consumer.generator import generate_events, labeled_events
 from consumer.rules import builtin_rules_path, load_rules
 
-from .members import MemberProcess, Stream, alert_ids, read_topic, values
+from .members import MemberProcess, Stream, alert_ids, read_topic, values, with_id
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 RULES = load_rules([builtin_rules_path()]).rules
@@ -60,17 +59,6 @@ def _near_misses() -> list[dict]:
     return [c.event for c in labeled_events().values() if not c.matches]
 
 
-def _with_id(event: dict, event_id: str, timestamp: str | None = None) -> dict:
-    event = copy.deepcopy(event)
-    if "event.id" in event:  # the flattened-keys case
-        event["event.id"] = event_id
-    else:
-        event.setdefault("event", {})["id"] = event_id
-    if timestamp is not None:
-        event["@timestamp"] = timestamp
-    return event
-
-
 def _produce(stream: Stream, values_: list[bytes]) -> None:
     producer = Producer({"bootstrap.servers": stream.bootstrap, "linger.ms": 5})
     for i, value in enumerate(values_):
@@ -92,9 +80,9 @@ def _expected_alert_ids(events: list[dict]) -> set[str]:
 
 def test_events_in_alerts_out_as_json_and_avro_in_both_framings(stream, members) -> None:
     attacks = _attacks()
-    json_attacks = [_with_id(e, f"json-{i}") for i, e in enumerate(attacks)]
-    framed_attacks = [_with_id(e, f"framed-{i}") for i, e in enumerate(attacks)]
-    raw_attacks = [_with_id(e, f"raw-{i}") for i, e in enumerate(attacks)]
+    json_attacks = [with_id(e, f"json-{i}") for i, e in enumerate(attacks)]
+    framed_attacks = [with_id(e, f"framed-{i}") for i, e in enumerate(attacks)]
+    raw_attacks = [with_id(e, f"raw-{i}") for i, e in enumerate(attacks)]
     benign = list(generate_events(200, match_every=None))
     records = (
         [encode_event_json(e) for e in json_attacks + _near_misses() + benign]
@@ -132,7 +120,7 @@ def test_events_in_alerts_out_as_json_and_avro_in_both_framings(stream, members)
 def test_poison_records_go_to_the_dead_letter_topic_and_neighbours_are_alerted(
     stream, members, prefilter
 ) -> None:
-    attack_a, attack_b = (_with_id(e, f"good-{i}") for i, e in enumerate(_attacks()[:2]))
+    attack_a, attack_b = (with_id(e, f"good-{i}") for i, e in enumerate(_attacks()[:2]))
     wrong_schema = b"\x00" + struct.pack(">I", 99) + b"\x02abc"
     poison = {
         b"\x8f\x01\xffrandom\x00bytes": "unrecognised_format",
@@ -171,7 +159,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_neighbours_are_alerted(
 def _flood(count: int) -> list[dict]:
     base = _attacks()[0]
     return [
-        _with_id(base, f"flood-{i}", f"2026-12-04T10:0{i % 5}:{i % 60:02d}.{i:03d}Z")
+        with_id(base, f"flood-{i}", f"2026-12-04T10:0{i % 5}:{i % 60:02d}.{i:03d}Z")
         for i in range(count)
     ]
 
@@ -179,8 +167,7 @@ def _flood(count: int) -> list[dict]:
 def test_two_members_and_a_rebalance_keep_the_limit_and_lose_nothing(stream, members) -> None:
     flood = _flood(400)  # one 5-minute window, 400 distinct matches over 4 partitions
     later = [
-        _with_id(e, f"later-{i}", f"2026-12-04T10:06:{i:02d}.000Z")
-        for i, e in enumerate(_attacks())
+        with_id(e, f"later-{i}", f"2026-12-04T10:06:{i:02d}.000Z") for i, e in enumerate(_attacks())
     ]
     first = members("m1")
     first.wait_for_log("assigned")
@@ -210,7 +197,7 @@ def test_a_member_killed_mid_stream_and_restarted_leaves_every_alert_exactly_onc
 ) -> None:
     rng = random.Random(7)
     attacks = [
-        _with_id(
+        with_id(
             rng.choice(_attacks()), f"kill-{i}", f"2026-12-04T11:{i // 2:02d}:{i % 60:02d}.000Z"
         )
         for i in range(120)
@@ -238,7 +225,7 @@ def test_a_member_killed_mid_stream_and_restarted_leaves_every_alert_exactly_onc
 
 
 def test_sigterm_commits_and_a_restart_alerts_nothing_again(stream, members, broker) -> None:
-    attacks = [_with_id(e, f"term-{i}") for i, e in enumerate(_attacks())]
+    attacks = [with_id(e, f"term-{i}") for i, e in enumerate(_attacks())]
     member = members("m1")
     member.wait_for_log("assigned")
     _produce(stream, [encode_event_json(e) for e in attacks])
@@ -269,7 +256,7 @@ def _group_request(group: str, topic: str):
 
 
 def test_alert_documents_equal_what_replay_gives(stream, members, tmp_path) -> None:
-    attacks = [_with_id(e, f"replay-{i}") for i, e in enumerate(_attacks())]
+    attacks = [with_id(e, f"replay-{i}") for i, e in enumerate(_attacks())]
     member = members("m1")
     member.wait_for_log("assigned")
     _produce(stream, [encode_event_json(e) for e in attacks])
@@ -303,7 +290,7 @@ def test_alert_documents_equal_what_replay_gives(stream, members, tmp_path) -> N
 
 def test_at_least_once_repeats_at_most_records_never_alert_ids(stream, members) -> None:
     attacks = [
-        _with_id(e, f"alo-{i}", f"2026-12-04T12:{i // 4:02d}:{i % 60:02d}.000Z")
+        with_id(e, f"alo-{i}", f"2026-12-04T12:{i // 4:02d}:{i % 60:02d}.000Z")
         for i, e in enumerate(_attacks() * 10)
     ]
     records = [encode_event_json(e) for e in attacks]
