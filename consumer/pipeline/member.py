@@ -201,8 +201,6 @@ class Member:
                 except _TransactionFailed as exc:
                     # A record was refused mid-batch: abort, redo from committed state.
                     self._recover(exc.error)
-                    self._delivery_failures = 0
-                    self._begin()
             self._commit()
         finally:
             self._incidents.flush(force=True)
@@ -236,6 +234,8 @@ class Member:
                 self._on_consume_error(message.error())
                 continue
             topic = message.topic()
+            offset = message.offset()
+            pending[(topic, message.partition())] = offset + 1
             if topic == matches_topic:
                 self._on_candidate(message)
             elif topic not in outputs:
@@ -254,17 +254,15 @@ class Member:
                     if (
                         not selected
                         and looks_decodable(value)
-                        and (value[0] == _OPEN_BRACE or message.offset() % AVRO_SAMPLE)
+                        and (value[0] == _OPEN_BRACE or offset % AVRO_SAMPLE)
                     ):
                         counts[2] += 1
-                        pending[(topic, message.partition())] = message.offset() + 1
                         continue
                 else:
                     selected = None
                 event = self._on_event(message, value, selected)
                 if event is not None:
                     last_event, last_input = event, message
-            pending[(topic, message.partition())] = message.offset() + 1
         if last_input is not None:
             tally.last_event = last_event
             tally.last_record_ms = _timestamp_ms(last_input)
@@ -430,18 +428,12 @@ class Member:
         """Commit everything since the last commit; on a failed transaction, rewind."""
         assert self._producer is not None and self._consumer is not None
         self._last_commit = time.monotonic()
-        try:
-            self._write_changelog()
-        except _TransactionFailed as exc:
-            self._recover(exc.error)
-            self._delivery_failures = 0
-            self._begin()
-            return
-        if not self._pending:
-            return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
         started = time.perf_counter()
         try:
+            self._write_changelog()
+            if not self._pending:
+                return
+            offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
             if self.exactly_once:
                 # A record of this transaction failed: it can only be aborted, and
                 # send_offsets_to_transaction could block past its timeout then
@@ -463,15 +455,21 @@ class Member:
                         KafkaError(KafkaError._TIMED_OUT, "records of the batch were not written")
                     )
                 self._consumer.commit(offsets=offsets, asynchronous=False)
+        except _TransactionFailed as exc:
+            self._recover(exc.error)
+            return
         except KafkaException as exc:
-            self.metrics.transactions.labels("aborted").inc()
             self._recover(exc.args[0])
-        else:
-            self.metrics.commit_duration.observe(time.perf_counter() - started)
-            self.metrics.transactions.labels("committed").inc()
-            self.health.connected = True
-            self._store_committed(offsets)
-            self._pending.clear()
+            return
+        self.metrics.commit_duration.observe(time.perf_counter() - started)
+        self.metrics.transactions.labels("committed").inc()
+        self.health.connected = True
+        self._store_committed(offsets)
+        self._pending.clear()
+        self._start_transaction()
+
+    def _start_transaction(self) -> None:
+        """Begin the next transaction with its per-transaction bookkeeping reset."""
         self._delivery_failures = 0
         self._urgent = False
         self._begin()
@@ -486,17 +484,19 @@ class Member:
             log.debug("store_offsets after commit: %s", exc)
 
     def _recover(self, error: KafkaError) -> None:
-        """A commit failed: abort what can be aborted, then redo from committed state."""
+        """The open transaction failed: abort it, redo from committed state, start anew."""
         if error.fatal() or error.code() in _FATAL_CODES:
             raise FatalKafkaError(f"Kafka refused the member: {error.str()}")
         log.warning(
             "commit failed (%s); aborting and rewinding to committed offsets", error.str(),
             extra={"error": error.name()},
         )  # fmt: skip
+        self.metrics.transactions.labels("aborted").inc()
         self.metrics.retries.labels("rewind").inc()
         if self.exactly_once:
             self._abort()
         self._rewind()
+        self._start_transaction()
 
     def _abort(self) -> None:
         """Abort the open transaction; retried while the broker is out of reach."""
@@ -566,9 +566,10 @@ class Member:
         self.health.assigned = False
         if self.exactly_once and self._producer is not None:
             self._abort()
+            self.metrics.transactions.labels("aborted").inc()
             self._forget(partitions)
             self._rewind()
-            self._begin()
+            self._start_transaction()
         else:
             self._forget(partitions)
 
