@@ -200,6 +200,7 @@ class _BrokerProcess:
     log_path: Path | None = None
     _process: subprocess.Popen[bytes] | None = None
     _stop_grace: float = 10.0
+    startup_timeout: float = 60.0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -218,6 +219,27 @@ class _BrokerProcess:
 
     def start(self) -> Self:
         raise NotImplementedError
+
+    def _launch(
+        self, argv: list[str], *, detach: bool = False, pid_file: Path | None = None
+    ) -> Self:
+        """Run ``argv`` and wait until the broker answers; stopped again if it never does.
+
+        ``pid_file`` is written as soon as the process exists, so that a broker still
+        starting can already be stopped by another process.
+        """
+        assert self.log_path is not None
+        self._process = _spawn(argv, self.log_path, detach=detach)
+        if pid_file is not None:
+            pid_file.write_text(f"{self._process.pid}\n")
+        try:
+            wait_for_metadata(
+                self.bootstrap_servers, self.startup_timeout, self._process, self.log_path
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         """Terminate the broker, kill it if it does not exit within the grace period."""
@@ -312,15 +334,7 @@ class EmbeddedBroker(_BrokerProcess):
             "--storage-engine",
             "memory://tansu/",
         ]
-        self._process = _spawn(argv, self.log_path)
-        try:
-            wait_for_metadata(
-                self.bootstrap_servers, self.startup_timeout, self._process, self.log_path
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return self._launch(argv)
 
     def stop(self) -> None:
         super().stop()
@@ -692,16 +706,7 @@ class KafkaNode(_BrokerProcess):
                 )
         argv = [*self._jvm(libs), "kafka.Kafka", str(server)]
         # JVM output (a crash before logging starts) lands in the same file as log4j's.
-        self._process = _spawn(argv, self.log_path, detach=self.detach)
-        (self.directory / "kafka.pid").write_text(f"{self._process.pid}\n")
-        try:
-            wait_for_metadata(
-                self.bootstrap_servers, self.startup_timeout, self._process, self.log_path
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return self._launch(argv, detach=self.detach, pid_file=self.directory / "kafka.pid")
 
     def stop(self) -> None:
         super().stop()
