@@ -49,6 +49,7 @@ from consumer.brokers import EmbeddedBroker, free_port
 from consumer.produce import (
     DEFAULT_TOPIC,
     EventPlan,
+    PlanCounts,
     PlanSpec,
     ProduceStats,
     ensure_topic,
@@ -100,11 +101,7 @@ class DemoOptions:
 class DemoResult:
     """What the demo sent and saw; ``ok`` when the alerts are exactly the attacks."""
 
-    events: int = 0
-    attacks: int = 0
-    near_misses: int = 0
-    duplicates: int = 0
-    attack_duplicates: int = 0
+    sent: PlanCounts = field(default_factory=PlanCounts)  # the generated events
     bad_records: int = 0
     alerts: int = 0  # distinct alert ids
     alert_records: int = 0  # records on the alerts topic (a repeat id is a duplicate alert)
@@ -116,12 +113,12 @@ class DemoResult:
     @property
     def duplicates_suppressed(self) -> int:
         """Re-sent attacks that did not produce a second alert record."""
-        return max(0, self.attack_duplicates - (self.alert_records - self.alerts))
+        return max(0, self.sent.attack_duplicates - (self.alert_records - self.alerts))
 
     @property
     def ok(self) -> bool:
         return (
-            self.alerts == self.attacks
+            self.alerts == self.sent.attacks
             and self.alert_records == self.alerts
             and self.dead_letters == self.bad_records
         )
@@ -367,7 +364,7 @@ def run_demo(
         producing.start()
 
         _watch(reader, producing, process, plan, options, result, out)
-        _copy_counts(plan, result)
+        result.sent = plan.counts
         result.seconds = time.monotonic() - started
         if process.poll() is not None:
             _say(out, f"pipeline exited early (code {process.returncode}); its output:")
@@ -426,15 +423,6 @@ def _take(message: Message, seen: Counter[str], result: DemoResult, out: TextIO)
         _say(out, alert_line(alert))
 
 
-def _copy_counts(plan: EventPlan, result: DemoResult) -> None:
-    counts = plan.counts
-    result.events = counts.events
-    result.attacks = counts.attacks
-    result.near_misses = counts.near_misses
-    result.duplicates = counts.duplicates
-    result.attack_duplicates = counts.attack_duplicates
-
-
 def _stop_thread(thread: _Producing) -> None:
     thread.stop.set()
     if thread.is_alive():
@@ -451,17 +439,18 @@ def summary_rows(result: DemoResult) -> list[tuple[str, str]]:
     return [
         (
             "events produced",
-            f"{result.events} ({result.duplicates} duplicates, {result.near_misses} near misses)"
+            f"{result.sent.events} ({result.sent.duplicates} duplicates, "
+            f"{result.sent.near_misses} near misses)"
             f" + {result.bad_records} bad records",
         ),
-        ("attacks sent", str(result.attacks)),
+        ("attacks sent", str(result.sent.attacks)),
         (
             "alerts received",
             str(result.alerts) + (f" (+{repeated} repeated ids)" if repeated else ""),
         ),
         (
             "duplicates suppressed",
-            f"{result.duplicates_suppressed} of {result.attack_duplicates} re-sent attacks",
+            f"{result.duplicates_suppressed} of {result.sent.attack_duplicates} re-sent attacks",
         ),
         ("dead letters", str(result.dead_letters)),
         ("seconds", f"{result.seconds:.1f}"),

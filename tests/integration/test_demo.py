@@ -76,8 +76,12 @@ def test_demo_end_to_end() -> None:
 
     text = out.getvalue()
     assert result.ok, text
-    assert (result.attacks, result.alerts, result.alert_records) == (8, 8, 8)
-    assert (result.events, result.duplicates, result.attack_duplicates) == (2040, 40, 8)
+    assert (result.sent.attacks, result.alerts, result.alert_records) == (8, 8, 8)
+    assert (result.sent.events, result.sent.duplicates, result.sent.attack_duplicates) == (
+        2040,
+        40,
+        8,
+    )
     assert result.duplicates_suppressed == 8
     assert result.dead_letters == 2
     alert_lines = [line for line in text.splitlines() if line.lstrip().startswith("ALERT")]
@@ -100,7 +104,7 @@ def test_demo_times_out_when_no_alert_comes() -> None:
     )
 
     assert not result.ok
-    assert (result.attacks, result.alerts) == (8, 0)
+    assert (result.sent.attacks, result.alerts) == (8, 0)
     assert "NOT OK" in out.getvalue()
     (process,) = started
     assert process.returncode is not None  # terminated by the demo

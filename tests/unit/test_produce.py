@@ -19,6 +19,7 @@ from consumer.kql import compile_query
 from consumer.produce import (
     DUPLICATE_LAG,
     EventPlan,
+    PlanCounts,
     PlanSpec,
     ProduceStats,
     TokenBucket,
@@ -328,9 +329,10 @@ def test_alert_line_shows_time_host_user_reason_and_id() -> None:
 
 
 def test_demo_result_counts_suppressed_duplicates() -> None:
-    result = DemoResult(attacks=8, attack_duplicates=8, alerts=8, alert_records=8)
+    sent = PlanCounts(attacks=8, attack_duplicates=8)
+    result = DemoResult(sent=sent, alerts=8, alert_records=8)
     assert result.duplicates_suppressed == 8
     assert result.ok
-    repeated = DemoResult(attacks=8, attack_duplicates=8, alerts=8, alert_records=10)
+    repeated = DemoResult(sent=sent, alerts=8, alert_records=10)
     assert repeated.duplicates_suppressed == 6
     assert not repeated.ok
