@@ -1,131 +1,294 @@
-"""Tell from a record's raw bytes which rules could match it, before decoding it.
+"""Tell from records' raw bytes which rules could match them, before decoding them.
 
-Every KQL query exposes strings a matching event must contain (``required_literals``);
-for each rule the most selective set of alternatives is its anchor. One scan of the
-record finds the anchors present: only their rules (and rules with no anchor at all)
-need to run, and a record with none is not decoded. Almost every endpoint event fails
-the seed rule's ``EndpointSecurity.kext`` test, so almost none is decoded; with
+Every KQL query exposes literals a matching event must contain (``required_literals``);
+for each rule the most selective set of alternatives is its anchor. One scan of a whole
+batch (its records joined, one Aho-Corasick pass) finds the anchors present and the
+records holding them: only those records are decoded, and each runs only the rules
+whose anchors it holds (plus rules with no anchor at all). Almost every endpoint event
+fails the seed rule's ``EndpointSecurity.kext`` test, so almost none is decoded; with
 hundreds of rules loaded, each record runs only the few rules whose anchors it holds.
+
+How a literal shows in the bytes depends on the encoding, so anchors are chosen per
+encoding. A whole value is looked for with its delimiters, which makes short values
+(``sh``, ``od``) selective:
+
+- JSON: a value equal to ``v`` is the string ``"v"``; a key ending in ``k`` (a field the
+  query needs) is ``k"``, however the path is spelled (nested, dotted or mixed); a part
+  of a value is itself. Used for JSON records (``--input-format json``, or a batch of
+  records that all open with ``{``);
+- Avro: a string is its length (a zig-zag varint) and its UTF-8 bytes, so a value equal
+  to ``v`` is ``len(v) v``; keys are not in the bytes, so anchors use values only. For
+  a batch that may hold both, each value is looked for in both spellings.
 
 Soundness (a rule left out cannot match the record) rests on how strings reach the bytes:
 
-- Avro stores a string as its UTF-8 bytes, so the literal occurs verbatim;
+- Avro stores a string as its UTF-8 bytes (an enum stores an index: with one among the
+  writer schemas the member turns the prefilter off, see ``EventCodec``);
 - JSON stores it verbatim too, except where the writer escaped characters: ``"``, ``\\``
-  and control characters always (searched for in their escaped form as well), ``/`` as
-  ``\\/`` and any character as ``\\uXXXX`` at the writer's choice. A record containing
-  ``\\u`` or ``\\/`` could hide a literal, so every rule runs on it;
-- literals come only from case-sensitive exact or wildcard tests on keyword fields in
-  positive positions (``consumer.kql.literals``), never from text, caseless, numeric
-  or negated tests; a rule without any such literal runs on every record.
+  and control characters always (searched for in their escaped form), ``/`` as ``\\/``
+  and any character as ``\\uXXXX`` at the writer's choice. A record containing ``\\u``
+  or ``\\/`` could hide a literal, so every rule runs on it;
+- literals come only from positive tests: case-sensitive exact or wildcard tests on
+  keyword fields give values, any test gives its field's key (``consumer.kql.literals``);
+  a rule without any usable literal runs on every record;
+- records are joined with a NUL byte, which no needle contains (a rule whose literal
+  holds one runs on every record), so a needle found lies inside one record.
 """
 
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from itertools import accumulate, repeat
+from operator import add
+from typing import NamedTuple
 
 from ahocorasick_rs import BytesAhoCorasick
 
-from consumer.kql import required_literals
+from consumer.kql import KEY, PART, VALUE, Literal, required_literals
 from consumer.rules import Rule
 
-# Up to this many needles a loop of `in` (memmem in C) beats building match lists.
-_LOOP_LIMIT = 8
-
 Selection = tuple[int, ...]
+Find = Callable[[bytes], list[tuple[int, int, int]]]
+# Up to this many needles, one scan per needle beats one automaton of them all.
+_SINGLE_SCANS = 8
+# Required literal sets, after its anchor, a record must also hold to run a rule.
+_CONFIRMED = 2
+# JSON escapes that can hide a literal from a byte scan.
+_ESCAPES = (b"\\u", b"\\/")
+_SEPARATOR = b"\x00"
+_OPEN_BRACE = b"{"
 
 
 class Prefilter:
-    """``select(value)``: indices of the rules that could match record ``value``.
+    """``scan(values)``: the records of a batch that some rule could match, with the rules.
 
-    An empty tuple means no rule can match. ``may_match(value)`` is ``bool(select(value))``
-    for callers that only need to know whether to decode.
+    ``select(value)`` answers the same for one record: an empty tuple means no rule can
+    match it. ``may_match(value)`` is ``bool(select(value))``. ``format`` is the input
+    format the codec reads (``json``, ``avro`` or ``auto``).
     """
 
-    def __init__(self, rules: Sequence[Rule], *, enabled: bool = True) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], *, enabled: bool = True, format: str = "auto"
+    ) -> None:
         self.all_rules: Selection = tuple(range(len(rules)))
-        always: list[int] = []
-        owners: dict[bytes, set[int]] = {}
-        for index, rule in enumerate(rules):
-            literals = required_literals(rule.query)
-            if not literals:
-                always.append(index)
-                continue
-            for needle in _without_superstrings(_needles(literals[0])):
-                owners.setdefault(needle, set()).add(index)
-        self.always: Selection = tuple(always)
-        # Off when asked, or when no rule has an anchor: every rule runs on every record.
-        self.enabled = enabled and len(always) < len(rules)
-        self.needles = tuple(sorted(owners, key=len, reverse=True))
-        self._owners = [tuple(sorted(owners[n])) for n in self.needles]
-        self.select: Callable[[bytes], Selection] = (
-            self._selector() if self.enabled else self._everything
+        queries = [rule.query for rule in rules]
+        self._json = _Anchors(queries, keys=True, spell=_json_forms)
+        self._other = _Anchors(
+            queries, keys=False, spell=_avro_forms if format == "avro" else _any_forms
         )
+        self._format = format
+        usable = [self._json] if format == "json" else [self._other]
+        if format == "auto":
+            usable.append(self._json)
+        # Off when asked, or when no rule has an anchor: every rule runs on every record.
+        self.enabled = enabled and any(len(a.always) < len(rules) for a in usable)
+        self.needles = self._json.needles if format != "avro" else self._other.needles
+        # The escapes are found apart: two needles this short among the anchors' slowed
+        # every scan several times.
+        self._find_escapes = _finder(_ESCAPES)
+
+    def select(self, value: bytes) -> Selection:
+        """The rules that could match record ``value`` (all of them when disabled)."""
+        found = self.scan([value])
+        return found[0][1] if found else ()
 
     def may_match(self, value: bytes) -> bool:
         """False only when no rule can match the record."""
         return bool(self.select(value))
 
-    def _everything(self, _value: bytes) -> Selection:
-        return self.all_rules
+    def scan(self, values: Sequence[bytes]) -> list[tuple[int, Selection]]:
+        """``(index, rules)`` of each record of ``values`` some rule could match, in order.
 
-    def _selector(self) -> Callable[[bytes], Selection]:
-        always, everything = self.always, self.all_rules
-        # (needle, the selection when found): most records hold no needle at all, so
-        # the common path is one scan per needle and one memchr, with nothing built.
-        owned = [
-            (needle, tuple(sorted({*always, *owners})))
-            for needle, owners in zip(self.needles, self._owners, strict=True)
+        A record left out can match no rule. One scan of the joined batch: most
+        batches hold no needle at all, and then nothing per record is built.
+        """
+        if not self.enabled:
+            return [(i, self.all_rules) for i in range(len(values))]
+        anchors = self._other
+        if self._format == "json" or (
+            self._format == "auto" and all(map(bytes.startswith, values, repeat(_OPEN_BRACE)))
+        ):
+            anchors = self._json
+        joined = _SEPARATOR.join(values)
+        hits = anchors.find(joined)
+        escapes = self._find_escapes(joined)
+        always = anchors.always
+        if not hits and not escapes:
+            return [(i, always) for i in range(len(values))] if always else []
+        # bounds[k]: where record k + 1 starts in the joined batch.
+        bounds = list(accumulate(map(add, map(len, values), repeat(1))))
+        chosen: dict[int, set[int]] = {}
+        checks = anchors.checks
+        for needle, start, end in hits:
+            for before, not_after, owners in checks[needle]:
+                if _checked(joined, start, end, before, not_after):
+                    chosen.setdefault(bisect_right(bounds, start), set()).update(owners)
+        anchors.confirm(chosen, values)
+        chosen = {i: rules.union(always) for i, rules in chosen.items() if rules}
+        for _escape, start, _end in escapes:
+            chosen[bisect_right(bounds, start)] = set(self.all_rules)
+        if not always:
+            return [(i, tuple(sorted(chosen[i]))) for i in sorted(chosen)]
+        return [
+            (i, tuple(sorted(chosen[i])) if i in chosen else always) for i in range(len(values))
         ]
-        if len(owned) <= _LOOP_LIMIT:
-
-            def select(value: bytes) -> Selection:
-                found: Selection | None = None
-                for needle, chosen in owned:
-                    if needle in value:
-                        if found is not None:
-                            return _union(found, chosen)
-                        found = chosen
-                if found is not None:
-                    return found
-                return everything if _may_hide(value) else always
-
-            return select
-
-        automaton = BytesAhoCorasick(list(self.needles))
-        find = automaton.find_matches_as_indexes
-
-        def select_many(value: bytes) -> Selection:
-            if _may_hide(value):
-                return everything
-            hits = {i for i, _, _ in find(value, overlapping=True)}
-            if not hits:
-                return always
-            selected = set(always)
-            for i in hits:
-                selected.update(owned[i][1])
-            return tuple(sorted(selected))
-
-        return select_many
 
 
-def _may_hide(value: bytes) -> bool:
-    """Whether a JSON escape could hide a literal: one memchr first, as most have none."""
-    return b"\\" in value and (b"\\u" in value or b"\\/" in value)
+class Spelling(NamedTuple):
+    """How a literal shows in the bytes: ``needle``, scanned for, with ``before`` just
+    before it and not ``not_after`` just after it (empty: no such check).
+
+    A whole JSON value ``"v"`` is the needle ``v"`` after a quote: the opening quote is
+    checked rather than scanned for, as needles that start with the commonest byte of
+    JSON scan several times slower; and not before a colon, which would make it a key.
+    """
+
+    needle: bytes
+    before: bytes = b""
+    not_after: bytes = b""
 
 
-def _union(a: Selection, b: Selection) -> Selection:
-    return tuple(sorted({*a, *b}))
+Spell = Callable[[Literal], set[Spelling]]
 
 
-def _without_superstrings(needles: set[bytes]) -> set[bytes]:
-    """One rule's needles, less any that contains another: finding the shorter suffices."""
-    return {n for n in needles if not any(o != n and o in n for o in needles)}
+class _Anchors:
+    """Each rule's anchor spelled for one encoding: the needles to scan for, the checks
+    of a needle found (and the rules it then selects), the rules without an anchor.
+
+    A rule whose anchor is found must also hold its next required literal sets (up to
+    ``_CONFIRMED``) before it is selected: an anchor as common as ``event.type:start``
+    then lets through only the records that also hold the rule's rarer literals. Those
+    are looked for in the few records the scan selected, not in the batch.
+    """
+
+    def __init__(self, queries: Sequence[str], *, keys: bool, spell: Spell) -> None:
+        always: list[int] = []
+        checks: dict[bytes, dict[tuple[bytes, bytes], set[int]]] = {}
+        self._confirms: dict[int, list[set[Spelling]]] = {}
+        for index, query in enumerate(queries):
+            sets = [
+                forms
+                for literals in required_literals(query, keys=keys)[: 1 + _CONFIRMED]
+                for forms in [_merged({f for lit in literals for f in spell(lit)})]
+                if not any(_SEPARATOR in f.needle + f.before for f in forms)
+            ]
+            if not sets:
+                always.append(index)
+                continue
+            for form in sets[0]:
+                by_check = checks.setdefault(form.needle, {})
+                by_check.setdefault((form.before, form.not_after), set()).add(index)
+            if len(sets) > 1:
+                self._confirms[index] = sets[1:]
+        self.always: Selection = tuple(always)
+        self.needles = tuple(checks)
+        self.checks = [
+            tuple((*check, frozenset(owners)) for check, owners in checks[n].items())
+            for n in self.needles
+        ]
+        self.find = _finder(self.needles)
+
+    def confirm(self, chosen: dict[int, set[int]], values: Sequence[bytes]) -> None:
+        """Drop from ``chosen`` (record index: rules whose anchor it holds) each rule
+        whose other required sets the record does not hold."""
+        confirms = self._confirms
+        for i, rules in chosen.items():
+            value = values[i]
+            rules.difference_update(
+                [
+                    rule
+                    for rule in rules
+                    if rule in confirms
+                    and not all(any(_occurs(value, f) for f in forms) for forms in confirms[rule])
+                ]
+            )
 
 
-def _needles(literals: frozenset[str]) -> set[bytes]:
-    found: set[bytes] = set()
-    for literal in literals:
-        found.add(literal.encode("utf-8"))
-        found.add(json.dumps(literal, ensure_ascii=False)[1:-1].encode("utf-8"))
-    return found
+def _checked(haystack: bytes, start: int, end: int, before: bytes, not_after: bytes) -> bool:
+    """Whether the needle found at ``start:end`` has ``before`` just before it and not
+    ``not_after`` just after it."""
+    if before and haystack[max(0, start - len(before)) : start] != before:
+        return False
+    return not (not_after and haystack[end : end + 1] == not_after)
+
+
+def _occurs(value: bytes, form: Spelling) -> bool:
+    """Whether ``form`` is in one record, its checks included."""
+    start = value.find(form.needle)
+    while start >= 0:
+        if _checked(value, start, start + len(form.needle), form.before, form.not_after):
+            return True
+        start = value.find(form.needle, start + 1)
+    return False
+
+
+def _merged(forms: set[Spelling]) -> set[Spelling]:
+    """One rule's spellings, less any whose needle contains another's: finding the
+    shorter suffices, and unchecked, as it then occurs where its own checks may fail
+    (``EndpointSecurity.kext"`` ending ``"/System/.../EndpointSecurity.kext"``)."""
+    needles = {form.needle for form in forms}
+    merged = set()
+    for form in forms:
+        if any(other != form.needle and other in form.needle for other in needles):
+            continue
+        covers = any(other != form.needle and form.needle in other for other in needles)
+        merged.add(Spelling(form.needle) if covers else form)
+    return merged
+
+
+def _finder(needles: Sequence[bytes]) -> Find:
+    """``find(haystack)``: (needle index, start, end) of every occurrence of ``needles``.
+
+    One automaton of a single needle scans with SIMD substring search; one automaton
+    of a few needles picks its prefilter by byte rarity in ordinary text, and on JSON
+    (quotes, slashes) ran up to a hundred times slower than as many single scans. Many
+    needles share one automaton, whose pass then costs less than many scans.
+    """
+    if len(needles) > _SINGLE_SCANS:
+        find_all = BytesAhoCorasick(list(needles)).find_matches_as_indexes
+        return lambda haystack: find_all(haystack, overlapping=True)
+    singles = [BytesAhoCorasick([n]).find_matches_as_indexes for n in needles]
+
+    def find(haystack: bytes) -> list[tuple[int, int, int]]:
+        return [
+            (index, start, end)
+            for index, find_one in enumerate(singles)
+            for _, start, end in find_one(haystack, overlapping=True)
+        ]
+
+    return find
+
+
+def _json_forms(literal: Literal) -> set[Spelling]:
+    escaped = json.dumps(literal.text, ensure_ascii=False)[1:-1].encode("utf-8")
+    if literal.kind == VALUE:
+        return {Spelling(escaped + b'"', before=b'"', not_after=b":")}
+    if literal.kind == KEY:
+        return {Spelling(escaped + b'"')}
+    return {Spelling(escaped)}
+
+
+def _avro_forms(literal: Literal) -> set[Spelling]:
+    raw = literal.text.encode("utf-8")
+    if literal.kind == VALUE:
+        return {Spelling(raw, before=_zigzag_varint(len(raw)))}
+    if literal.kind == PART:
+        return {Spelling(raw)}
+    raise ValueError(f"Avro records do not spell keys: {literal}")
+
+
+def _any_forms(literal: Literal) -> set[Spelling]:
+    return _json_forms(literal) | _avro_forms(literal)
+
+
+def _zigzag_varint(n: int) -> bytes:
+    """Avro's encoding of a non-negative long (a string's length)."""
+    n <<= 1
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)

@@ -251,9 +251,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("liveness_timeout_s", "--liveness-timeout-s", "CONSUMER_LIVENESS_TIMEOUT_S", 60,
            "`60`", "/healthz fails when the poll loop has not gone round for this long, in s",
            _int_in(1, 3600), "SECONDS"),
-    Option("commit_interval_ms", "--commit-interval-ms", "CONSUMER_COMMIT_INTERVAL_MS", 100,
-           "`100`", "how often a transaction (or an offset commit) closes, in ms",
+    Option("commit_interval_ms", "--commit-interval-ms", "CONSUMER_COMMIT_INTERVAL_MS", 1000,
+           "`1000`", "how often a transaction (or an offset commit) closes, in ms; each costs "
+           "the loop a broker round of ~10-20 ms, and a restart redoes up to this much work",
            _int_in(1, 600_000), "MS"),
+    Option("alert_commit_ms", "--alert-commit-ms", "CONSUMER_ALERT_COMMIT_MS", 20, "`20`",
+           "when caught up with its input, how soon a transaction holding a match or an "
+           "alert closes, in ms (at most the commit interval): an alert takes two such "
+           "transactions, so this bounds alert latency; with a backlog, the commit interval "
+           "applies", _int_in(1, 600_000), "MS"),
     Option("prefilter", "--prefilter", "CONSUMER_PREFILTER", "on", "`on`",
            "on: records no rule can match (told from their bytes) and that look well formed "
            "are not decoded; off: decode and check every record", _choice(("on", "off")),
@@ -343,7 +349,8 @@ class Settings:
     metrics_port: int = 9464
     metrics_host: str = "0.0.0.0"
     liveness_timeout_s: int = 60
-    commit_interval_ms: int = 100
+    commit_interval_ms: int = 1000
+    alert_commit_ms: int = 20
     prefilter: str = "on"
     startup_timeout_s: int = 60
     max_record_bytes: int = 1_048_576
@@ -373,6 +380,13 @@ class Settings:
             "matches_topic": self.matches_topic,
             "changelog_topic": self.changelog_topic,
         }
+        if self.alert_commit_ms > self.commit_interval_ms:
+            o = _option("alert_commit_ms")
+            raise SettingsError(
+                "alert_commit_ms", o.flag, o.env,
+                f"{self.alert_commit_ms} is more than the commit interval "
+                f"({self.commit_interval_ms} ms); it can only bring a commit forward",
+            )  # fmt: skip
         seen: dict[str, str] = {}
         for name, topic in topics.items():
             if topic in seen:

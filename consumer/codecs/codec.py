@@ -31,9 +31,10 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib.resources import files
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +60,8 @@ from consumer.codecs.schemas import (
 Format = Literal["json", "avro", "auto"]
 FORMATS: tuple[Format, ...] = ("json", "avro", "auto")
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+# One Avro record in this many (by offset) is decoded even when no rule can match it.
+AVRO_SAMPLE = 64
 
 _JSON_START = re.compile(rb"[ \t\r\n]*[{\[]")
 _NON_JSON_TYPE = re.compile(r'"(?:float|double|bytes|fixed)"')
@@ -201,6 +204,64 @@ class EventCodec:
         if fmt != "avro" and _JSON_START.match(value):
             return _JSON_OBJECT_PADDED.match(value) is not None and _valid_utf8(value)
         return fmt != "json" and self.raw_writer_schema is not None
+
+    def stores_strings_verbatim(self) -> bool:
+        """Whether every string of a decoded event is in its record's bytes as UTF-8.
+
+        True for JSON (escapes aside: see ``consumer.prefilter``) and for Avro strings;
+        false when an Avro writer schema this codec reads has an enum, whose symbols are
+        stored as indexes. A prefilter that looks for strings in the bytes relies on it.
+        """
+        if self.format == "json":
+            return True
+        writers = list(self.registry.known()) if self.registry is not None else []
+        if self.raw_writer_schema is not None:
+            writers.append(self.raw_writer_schema)
+        return not any('"enum"' in writer.canonical for writer in writers)
+
+    def needs_decoding(self, values: Sequence[bytes], positions: Sequence[int]) -> list[int]:
+        """Indexes of the records of a batch to decode even when no rule can match them.
+
+        Those that fail ``looks_decodable``, so they reach the dead-letter topic with the
+        decoder's reason; and, as no cheap check sees inside an Avro body, the Avro
+        records whose position (their offset) is a multiple of ``AVRO_SAMPLE``: a
+        producer writing the wrong schema shows in the dead letters within that many.
+        Batch-wide checks decide the common batches (all JSON objects in ASCII, or all
+        under known Confluent headers) without a call per record.
+        """
+        if not values:
+            return []
+        if self.format != "avro" and self._all_json_objects(values):
+            return []
+        if self.format != "json" and self._all_known_avro(values):
+            return [i for i, position in enumerate(positions) if not position % AVRO_SAMPLE]
+        looks_decodable = self.looks_decodable
+        return [
+            i
+            for i, (value, position) in enumerate(zip(values, positions, strict=True))
+            if not looks_decodable(value)
+            or (value[0] != _OPEN_BRACE and not position % AVRO_SAMPLE)
+        ]
+
+    def _all_json_objects(self, values: Sequence[bytes]) -> bool:
+        return (
+            all(map(bytes.startswith, values, repeat(b"{")))
+            and all(map(bytes.endswith, values, repeat(b"}")))
+            and max(map(len, values)) <= self.max_record_bytes
+            and all(map(bytes.isascii, values))
+        )
+
+    def _all_known_avro(self, values: Sequence[bytes]) -> bool:
+        if self.registry is None or max(map(len, values)) > self.max_record_bytes:
+            return False
+        headers = {value[:CONFLUENT_HEADER_BYTES] for value in values}
+        lookup = self.registry.lookup
+        return all(
+            len(header) == CONFLUENT_HEADER_BYTES
+            and header[0] == CONFLUENT_MAGIC
+            and lookup(int.from_bytes(header[1:], "big")) is not None
+            for header in headers
+        )
 
     def _decode_avro(self, value: bytes) -> dict[str, Any]:
         reader = self.reader_schema

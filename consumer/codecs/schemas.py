@@ -72,6 +72,10 @@ class SchemaRegistry(Protocol):
         """The writer schema with ``schema_id``, or None if it is not known."""
         ...
 
+    def known(self) -> list[AvroSchema]:
+        """Every writer schema it can return."""
+        ...
+
 
 class LocalSchemaRegistry:
     """A fixed id -> schema mapping, built at start-up from local files."""
@@ -97,6 +101,10 @@ class LocalSchemaRegistry:
     def lookup(self, schema_id: int) -> AvroSchema | None:
         """The writer schema with ``schema_id``, or None if it is not known."""
         return self._schemas.get(schema_id)
+
+    def known(self) -> list[AvroSchema]:
+        """Every writer schema it can return."""
+        return list(self._schemas.values())
 
     def ids_of(self, schema: AvroSchema) -> list[int]:
         """The ids mapped to a schema with the same canonical form as ``schema``."""

@@ -14,11 +14,15 @@ from typing import Any
 from consumer.errors import KqlSyntaxError
 from consumer.kql.compiler import compile_tree
 from consumer.kql.filters import compile_filters
-from consumer.kql.literals import fields_of, literals_of
+from consumer.kql.literals import KEY, PART, VALUE, Literal, fields_of, literals_of
 from consumer.kql.parser import parse
 
 __all__ = [
+    "KEY",
+    "PART",
+    "VALUE",
     "KqlSyntaxError",
+    "Literal",
     "compile_filters",
     "compile_query",
     "parse",
@@ -39,15 +43,17 @@ def compile_query(
     return compile_tree(parse(text), now)
 
 
-def required_literals(text: str) -> tuple[frozenset[str], ...]:
+def required_literals(text: str, *, keys: bool = False) -> tuple[frozenset[Literal], ...]:
     """Strings a matching event must contain, as a conjunction of alternatives.
 
-    For each returned set, every event the query matches has a string value (or a
-    number or boolean rendered as JSON) containing one of the set's strings. Only
-    exact or wildcard values on case-sensitive keyword-like fields in positive
-    positions contribute; the most selective set comes first. Empty: nothing known.
+    For each returned set, every event the query matches contains one of the set's
+    literals, each as its kind says: a string value equal to it (``VALUE``), one
+    containing it (``PART``) or, with ``keys``, a key ending in it (``KEY``). Only
+    positive tests contribute, values only from exact or wildcard tests on
+    case-sensitive keyword-like fields; the most selective set comes first. Empty:
+    nothing known.
     """
-    return literals_of(parse(text))
+    return literals_of(parse(text), keys=keys)
 
 
 def query_fields(text: str) -> frozenset[str]:

@@ -96,3 +96,18 @@ def field_type(name: str) -> FieldType:
     if base and suffix == "caseless":
         return FieldType(CASELESS, base, table.get(base, (None, None))[1])
     return FieldType(UNKNOWN, name)
+
+
+@lru_cache(maxsize=1)
+def _last_names() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in _table():
+        last = name.rpartition(".")[2]
+        counts[last] = counts.get(last, 0) + 1
+    return counts
+
+
+def fields_named(last: str) -> int:
+    """How many known fields have ``last`` as the last part of their name (``name``:
+    hundreds; ``script_block_text``: one)."""
+    return _last_names().get(last, 0)

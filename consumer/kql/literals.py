@@ -1,91 +1,133 @@
 """What a query needs from an event: its fields, and strings every match must contain.
 
-``required_literals`` is a prefilter aid, so it must be sound: only values that a
-match compares exactly and case-sensitively against a string on a keyword-like field,
-in a positive position, give literals. Numeric-looking values and ``true``/``false``/
-``null`` are left out (a number can match with another spelling, ``42`` for ``42.0``).
+``required_literals`` is a prefilter aid, so it must be sound. A literal says how a
+matching event contains its text:
+
+- ``VALUE``: a string value equal to it, from an exact test on a keyword-like field;
+- ``PART``: a string value containing it, from a wildcard test on such a field;
+- ``KEY``: a key ending in it (the last name of a field the query tests positively: a
+  field a match must have). JSON spells keys in the record; Avro does not, so keys are
+  asked for only where the records are JSON.
+
+Only case-sensitive tests in positive positions give values; numeric-looking values and
+``true``/``false``/``null`` are left out (a number can match with another spelling,
+``42`` for ``42.0``).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from consumer.kql import ast
 from consumer.kql import fieldtypes as ft
 from consumer.kql.compiler import LOW_CARDINALITY, distribute
 from consumer.kql.values import as_number
 
-Alternatives = frozenset[str]
+VALUE, PART, KEY = "value", "part", "key"
+
+
+class Literal(NamedTuple):
+    """A string every match contains, as a whole value, part of a value or a key."""
+
+    text: str
+    kind: str
+
+
+Alternatives = frozenset[Literal]
 
 _EXACT_KINDS = (ft.KEYWORD, ft.UNKNOWN)
+# How good an anchor a set of alternatives is, best first: values of fields with many
+# values; keys of fields most events lack (powershell.file.script_block_text); values of
+# low-cardinality fields such as event.category, which most events share; keys many
+# events hold (a key is found by its last name: "name" ends hundreds of fields).
+_STRONG, _RARE_KEY, _WEAK, _COMMON_KEY = 0, 1, 2, 3
+# A last name this many known fields share makes a common key.
+_COMMON_NAME = 3
 
 
 def _full(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _value_literal(field: str, value: ast.Value) -> str | None:
+def _value_literal(field: str, value: ast.Value) -> Literal | None:
     kind = ft.field_type(field)
     if kind.kind not in _EXACT_KINDS:
         return None
     if isinstance(value, ast.Wildcard):
-        best = max(value.segments, key=len)
+        best, how = max(value.segments, key=len), PART
     elif isinstance(value.value, str) and as_number(value.value) is None:
-        best = value.value
+        best, how = value.value, VALUE
     else:
         return None
     if not best or (kind.ignore_above is not None and len(best) > kind.ignore_above):
         return None
-    return best
+    return Literal(best, how)
 
 
-# A literal set and whether it tests a low-cardinality field (event.category:process):
-# such a set holds for most events, so it is a poor anchor for a prefilter.
-_Ranked = tuple[Alternatives, bool]
+def _key_literal(field: str) -> Literal:
+    # A multi-field (process.name.text) reads its parent's values: the parent's key.
+    return Literal(ft.field_type(field).path.rpartition(".")[2], KEY)
 
 
-def _conjuncts(node: ast.Query, prefix: str) -> list[_Ranked]:
+# A literal set and how good an anchor it is (_STRONG ... _COMMON_KEY).
+_Ranked = tuple[Alternatives, int]
+
+
+def _conjuncts(node: ast.Query, prefix: str, keys: bool) -> list[_Ranked]:
     """Sets such that every match contains a member of each (empty list: nothing known)."""
-    if isinstance(node, ast.FieldMatch):
-        if node.field.pattern is not None:
+    if isinstance(node, ast.FieldMatch | ast.Range):
+        if node.field.pattern is not None or not node.field.name:
             return []
         field = _full(prefix, node.field.name)
-        lit = _value_literal(field, node.value)  # type: ignore[arg-type]
-        return [(frozenset((lit,)), field.startswith(LOW_CARDINALITY))] if lit else []
-    if isinstance(node, ast.And):
         out: list[_Ranked] = []
+        if keys:
+            key = _key_literal(field)
+            common = (
+                "." not in field  # message, tags, @timestamp: on most events
+                or field.startswith(LOW_CARDINALITY)
+                or ft.fields_named(key.text) >= _COMMON_NAME
+            )
+            out.append((frozenset((key,)), _COMMON_KEY if common else _RARE_KEY))
+        lit = _value_literal(field, node.value) if isinstance(node, ast.FieldMatch) else None
+        if lit is not None:
+            out.append((frozenset((lit,)), _WEAK if field.startswith(LOW_CARDINALITY) else _STRONG))
+        return out
+    if isinstance(node, ast.And):
+        out = []
         for item in node.items:
-            out.extend(_conjuncts(item, prefix))
+            out.extend(_conjuncts(item, prefix, keys))
         return out
     if isinstance(node, ast.Or):
-        union: set[str] = set()
-        weak = False
+        union: set[Literal] = set()
+        rank = _STRONG
         for item in node.items:
-            sets = _conjuncts(item, prefix)
+            sets = _conjuncts(item, prefix, keys)
             if not sets:
                 return []
-            best, best_weak = _ranked(sets)[0]
+            best, best_rank = _ranked(sets)[0]
             union |= best
-            weak |= best_weak
-        return [(frozenset(union), weak)]
+            rank = max(rank, best_rank)
+        return [(frozenset(union), rank)]
     if isinstance(node, ast.Nested):
-        return _conjuncts(node.query, _full(prefix, node.field.name))
+        return _conjuncts(node.query, _full(prefix, node.field.name), keys)
     return []
 
 
-def _score(ranked: _Ranked) -> tuple[bool, int, int]:
-    alternatives, weak = ranked
-    # Strong fields first; then the shortest member decides how often a prefilter lets
-    # events through.
-    return (weak, -min(map(len, alternatives)), len(alternatives))
+def _score(ranked: _Ranked) -> tuple[int, int, int]:
+    alternatives, rank = ranked
+    # Then the shortest member decides how often a prefilter lets events through.
+    return (rank, -min(len(lit.text) for lit in alternatives), len(alternatives))
 
 
 def _ranked(sets: list[_Ranked]) -> list[_Ranked]:
     return sorted(set(sets), key=lambda s: (*_score(s), sorted(s[0])))
 
 
-def literals_of(tree: ast.Query) -> tuple[Alternatives, ...]:
-    """Required literal sets of a parsed query, most selective first."""
+def literals_of(tree: ast.Query, *, keys: bool = False) -> tuple[Alternatives, ...]:
+    """Required literal sets of a parsed query, most selective first; with ``keys``,
+    the fields a match must have count too (for records that spell their keys)."""
     ranked: dict[Alternatives, None] = {}
-    for alternatives, _weak in _ranked(_conjuncts(distribute(tree), "")):
+    for alternatives, _rank in _ranked(_conjuncts(distribute(tree), "", keys)):
         ranked.setdefault(alternatives)
     return tuple(ranked)
 

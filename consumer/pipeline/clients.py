@@ -40,6 +40,11 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     # A crashed member's open transaction blocks read_committed readers until it times
     # out or the member restarts with the same instance id; keep the wait short.
     "transaction.timeout.ms": 30_000,
+    # Right after a commit the coordinator answers the next transaction's first request
+    # with CONCURRENT_TRANSACTIONS until its commit markers are written (a few ms here);
+    # librdkafka retries after this backoff, whose default (100 ms) then blocked every
+    # commit for 100 ms. Backoff still doubles per retry, up to retry.backoff.max.ms.
+    "retry.backoff.ms": 10,
     "statistics.interval.ms": 15_000,
 }
 # Whatever the user passes, these hold: the guarantees are built on them.

@@ -35,6 +35,8 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import is_not
 from typing import Any
 
 from confluent_kafka import (
@@ -76,13 +78,7 @@ BATCH_SIZE = 500
 # consume() waits for a full batch or this long, whichever comes first: it bounds how
 # long a record can sit in the client before the loop sees it.
 POLL_TIMEOUT = 0.02
-# Work that leads to an alert (a candidate, an alert) commits after this share of the
-# commit interval: matches are rare, so committing them early costs few transactions
-# and takes most of the interval off the event-to-alert latency.
-URGENT_COMMIT_SHARE = 0.2
 KAFKA_TIMEOUT = 30.0
-AVRO_SAMPLE = 64
-_OPEN_BRACE = ord("{")
 
 
 class FatalKafkaError(ConsumerError):
@@ -113,8 +109,16 @@ class Member:
         self.settings = settings
         self.rules = {rule.uuid: rule for rule in rules}
         self.detector = Detector(rules)
-        self.prefilter = Prefilter(rules, enabled=settings.prefilter == "on")
         self.codec: EventCodec = settings.build_codec()
+        verbatim = self.codec.stores_strings_verbatim()
+        if settings.prefilter == "on" and not verbatim:
+            log.warning(
+                "an Avro writer schema has an enum, whose values a byte scan cannot "
+                "see: the prefilter is off, every record is decoded"
+            )
+        self.prefilter = Prefilter(
+            rules, enabled=settings.prefilter == "on" and verbatim, format=self.codec.format
+        )
         self.subscriptions = list(settings.input_topics or rule_topics(rules))
         self.exactly_once = settings.guarantee == "exactly-once"
         self._clock = clock
@@ -133,6 +137,8 @@ class Member:
         self._fatal: KafkaError | None = None
         self._delivery_failures = 0
         self._urgent = False
+        # The last batch was not full: nothing waits in the client, latency counts.
+        self._caught_up = True
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         # Observability: a registry of its own unless the process serves one.
@@ -193,6 +199,7 @@ class Member:
                 self.health.beat()
                 self._check_fatal()
                 messages = self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
+                self._caught_up = len(messages) < BATCH_SIZE
                 try:
                     if messages:
                         self._process_batch(messages)
@@ -217,56 +224,67 @@ class Member:
     def _process_batch(self, messages: list[Message]) -> None:
         """Handle one consumed batch, then flush its counts to the metrics once.
 
-        The per-record path is hot: only local look-ups and dict increments here.
+        The per-record path is hot: records are handled a topic at a time, with the
+        per-record work done by C-level calls over the batch (``map``, ``join``, the
+        prefilter's one scan); only records that need decoding get Python code of their own.
         """
         started = time.perf_counter()
-        tally = self._tally
-        consumed = tally.consumed
-        pending = self._pending
-        matches_topic = self._matches
-        outputs = self._outputs
-        select = self.prefilter.select
-        looks_decodable = self.codec.looks_decodable
-        last_input: Message | None = None
-        last_event: dict[str, Any] | None = None
-        for message in messages:
-            if message.error() is not None:
-                self._on_consume_error(message.error())
-                continue
-            topic = message.topic()
-            offset = message.offset()
-            pending[(topic, message.partition())] = offset + 1
-            if topic == matches_topic:
-                self._on_candidate(message)
-            elif topic not in outputs:
-                value = message.value()
-                counts = consumed.get(topic)
-                if counts is None:
-                    counts = consumed[topic] = [0, 0, 0]
-                counts[0] += 1
-                if value:
-                    counts[1] += len(value)
-                    # No rule can match it and it looks well formed: not decoded at all.
-                    # The shape check cannot see inside an Avro body, so one Avro record
-                    # in AVRO_SAMPLE is decoded anyway: a producer writing the wrong
-                    # schema still shows in the dead letters within that many records.
-                    selected = select(value)
-                    if (
-                        not selected
-                        and looks_decodable(value)
-                        and (value[0] == _OPEN_BRACE or offset % AVRO_SAMPLE)
-                    ):
-                        counts[2] += 1
-                        continue
-                else:
-                    selected = None
-                event = self._on_event(message, value, selected)
-                if event is not None:
-                    last_event, last_input = event, message
-        if last_input is not None:
-            tally.last_event = last_event
-            tally.last_record_ms = _timestamp_ms(last_input)
+        topics = list(map(Message.topic, messages))
+        if topics.count(topics[0]) == len(topics):
+            self._process_topic(topics[0], messages)
+        else:
+            by_topic: dict[str | None, list[Message]] = {}
+            for topic, message in zip(topics, messages, strict=True):
+                by_topic.setdefault(topic, []).append(message)
+            for topic, group in by_topic.items():
+                self._process_topic(topic, group)
         self._flush_tally(time.perf_counter() - started)
+
+    def _process_topic(self, topic: str | None, messages: list[Message]) -> None:
+        """One topic's records of a batch, in their order."""
+        errors = list(map(Message.error, messages))
+        # By identity: KafkaError cannot be compared with None (list.count would raise).
+        if any(map(is_not, errors, repeat(None))):
+            for error in errors:
+                if error is not None:
+                    self._on_consume_error(error)
+            messages = [m for m, error in zip(messages, errors, strict=True) if error is None]
+            if not messages:
+                return
+        # The next offset to consume of each partition: that of its last record, plus one.
+        for partition, last in dict(
+            zip(map(Message.partition, messages), messages, strict=True)
+        ).items():
+            self._pending[(topic, partition)] = last.offset() + 1
+        if topic == self._matches:
+            for message in messages:
+                self._on_candidate(message)
+        elif topic not in self._outputs:
+            self._on_events(topic, messages)
+
+    def _on_events(self, topic: str, messages: list[Message]) -> None:
+        """Input records: decode those a rule could match or that need checking, run the
+        rules the prefilter selected on each; the rest are counted as skipped."""
+        values = list(map(Message.value, messages))
+        if None in values:  # tombstones: empty, so they are dead-lettered as such
+            values = [value or b"" for value in values]
+        selected = dict(self.prefilter.scan(values))
+        checked = self.codec.needs_decoding(values, list(map(Message.offset, messages)))
+        if checked:
+            # Not matchable but to be checked: decoded, no rule run.
+            selected = dict.fromkeys(checked, ()) | selected
+        tally = self._tally
+        counts = tally.consumed.get(topic)
+        if counts is None:
+            counts = tally.consumed[topic] = [0, 0, 0]
+        counts[0] += len(values)
+        counts[1] += sum(map(len, values))
+        counts[2] += len(values) - len(selected)
+        for i in sorted(selected) if checked else selected:
+            event = self._on_event(messages[i], values[i], selected[i])
+            if event is not None:
+                tally.last_event = event
+        tally.last_record_ms = _timestamp_ms(messages[-1])
 
     def _flush_tally(self, batch_seconds: float) -> None:
         tally = self._tally
@@ -294,9 +312,9 @@ class Member:
             )  # fmt: skip
 
     def _on_event(
-        self, message: Message, value: bytes | None, selected: Sequence[int] | None
+        self, message: Message, value: bytes, selected: Sequence[int]
     ) -> dict[str, Any] | None:
-        """Decode one input record and run the ``selected`` rules (None: all) on it.
+        """Decode one input record and run the ``selected`` rules (indexes) on it.
 
         Returns the event, or ``None`` when the record was dead-lettered.
         """
@@ -414,10 +432,12 @@ class Member:
         if not self._pending:
             return False
         elapsed_ms = (time.monotonic() - self._last_commit) * 1000
-        interval = self.settings.commit_interval_ms
-        if self._urgent:
-            interval *= URGENT_COMMIT_SHARE
-        return elapsed_ms >= interval
+        # Work that leads to an alert (a candidate, an alert) commits early once the
+        # member has caught up: matches are rare, so that costs few transactions and takes
+        # most of the interval off the alert latency. With a backlog, throughput first.
+        if self._urgent and self._caught_up:
+            return elapsed_ms >= self.settings.alert_commit_ms
+        return elapsed_ms >= self.settings.commit_interval_ms
 
     def _begin(self) -> None:
         if self.exactly_once:

@@ -7,7 +7,13 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.codecs import default_codec, encode_event_avro
+from consumer.codecs import (
+    DecodeError,
+    EventCodec,
+    default_codec,
+    default_schema_dir,
+    encode_event_avro,
+)
 from consumer.detection import Detector
 from consumer.generator import generate_events, labeled_events
 from consumer.prefilter import Prefilter
@@ -39,7 +45,7 @@ def _matches(rules, raw: bytes) -> bool:
 def test_seed_prefilter_decodes_attacks_and_skips_benign_events() -> None:
     prefilter = Prefilter(SEED)
     assert prefilter.enabled
-    assert b"EndpointSecurity.kext" in prefilter.needles
+    assert b'EndpointSecurity.kext"' in prefilter.needles  # a whole JSON value's end
     for event in CASES:
         if _matches(SEED, json.dumps(event).encode()):
             assert prefilter.may_match(json.dumps(event).encode())
@@ -82,7 +88,8 @@ def test_prefilter_off_selects_every_rule() -> None:
 def test_many_rules_share_one_scan_that_selects_only_their_owners() -> None:
     rules = [_rule(f"process.name:tool{i}", f"r{i}") for i in range(50)]
     prefilter = Prefilter(rules)
-    assert prefilter.select(b'{"process":{"name":"tool42"}}') == (4, 42)  # tool4 is in tool42
+    assert prefilter.select(b'{"process":{"name":"tool42"}}') == (42,)  # whole values only
+    assert prefilter.select(b'{"process":{"name":"tool4 x"}}') == ()
     assert prefilter.select(b'{"process":{"name":"bash"}}') == ()
     assert prefilter.select(b'{"process":{"name":"b\\u0061sh"}}') == tuple(range(50))
 
@@ -134,16 +141,104 @@ def _events(draw):
         ]
     ),
 )
-def test_prefilter_never_leaves_out_a_rule_that_matches(event, ascii_only, escape_slashes,
-                                                         queries) -> None:
+def test_prefilter_never_leaves_out_a_rule_that_matches(
+    event, ascii_only, escape_slashes, queries
+) -> None:
     rules = SEED if queries is None else [*SEED, _rule(queries), _rule("process.pid > 1", "p")]
     text = json.dumps(event, ensure_ascii=ascii_only)
     if escape_slashes:
         text = text.replace("/", "\\/")
     prefilter = Prefilter(rules)
     detector = Detector(rules)
-    for raw in (text.encode("utf-8"), encode_event_avro(event, confluent_schema_id=1,
-                                                        drop_unknown=True)):
+    for raw in (
+        text.encode("utf-8"),
+        encode_event_avro(event, confluent_schema_id=1, drop_unknown=True),
+    ):
         matched = detector.matching_rules(default_codec().decode(raw))
         selected = prefilter.select(raw)
         assert {rules.index(r) for r in matched} <= set(selected), raw
+
+
+def test_an_escape_forces_every_rule_even_where_another_rules_literal_is_found() -> None:
+    rules = [_rule("process.name:bash", "a"), _rule("process.name:kextunload", "b")]
+    raw = b'{"process":{"name":"kext\\u0075nload","args":["bash"]}}'
+    assert _matches(rules[1:], raw)
+    assert Prefilter(rules).select(raw) == (0, 1)
+
+
+_MANY = [_rule(f"process.name:tool{i}", f"r{i}") for i in range(12)]
+_JSON_RECORDS = [
+    b'{"process":{"name":"tool3"}}',
+    b'{"process":{"name":"tool11","args":["tool2"]}}',
+    b'{"process":{"name":"bash"}}',
+    b'{"process":{"name":"t\\u006fol1"}}',
+    b'{"process.pid":7}',
+    '{"process":{"name":"tool5","title":"caf\u00e9"}}'.encode(),
+]
+_OTHER_RECORDS = [
+    b"",
+    b"tool",
+    b"7",
+    b'  {"process":{"name":"tool3"}}',
+    encode_event_avro(
+        {"@timestamp": "2024-01-01T00:00:00Z", "process": {"name": "tool3", "pid": 9}},
+        confluent_schema_id=1,
+    ),
+]
+_RULE_SETS = [_MANY, SEED, [*SEED, _rule("process.pid > 1", "p")]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch=st.lists(st.sampled_from(_JSON_RECORDS), max_size=40),
+    rules=st.sampled_from(_RULE_SETS),
+)
+def test_one_scan_of_a_batch_selects_for_each_record_what_it_selects_alone(batch, rules) -> None:
+    prefilter = Prefilter(rules)
+    alone = [(i, prefilter.select(v)) for i, v in enumerate(batch)]
+    assert prefilter.scan(batch) == [(i, chosen) for i, chosen in alone if chosen]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch=st.lists(st.sampled_from(_JSON_RECORDS + _OTHER_RECORDS), max_size=40),
+    rules=st.sampled_from(_RULE_SETS),
+    fmt=st.sampled_from(["auto", "json", "avro"]),
+)
+def test_a_mixed_batch_leaves_out_no_rule_a_record_matches(batch, rules, fmt) -> None:
+    codec = EventCodec.from_schema_dir(default_schema_dir(), format=fmt)
+    selected = dict(Prefilter(rules, format=fmt).scan(batch))
+    detector = Detector(rules)
+    for i, raw in enumerate(batch):
+        try:
+            event = codec.decode(raw)
+        except DecodeError:
+            continue
+        matched = {rules.index(rule) for rule in detector.matching_rules(event)}
+        assert matched <= set(selected.get(i, ())), raw
+
+
+def test_whole_values_keys_and_avro_lengths_are_what_is_looked_for() -> None:
+    rules = [
+        _rule("process.name:sh", "a"),
+        _rule("event.category:process and powershell.file.script_block_text:Get-Clipboard", "b"),
+    ]
+    prefilter = Prefilter(rules)
+    assert prefilter.select(b'{"process":{"name":"bash"}}') == ()
+    assert prefilter.select(b'{"process":{"name":"sh"}}') == (0,)
+    assert prefilter.select(b'{"event":{"category":["process"]}}') == ()
+    process = b'"event":{"category":["process"]}'
+    assert prefilter.select(b'{"powershell.file.script_block_text":"x",' + process + b"}") == (1,)
+    assert prefilter.select(
+        b'{"powershell":{"file":{"script_block_text":"x"}},' + process + b"}"
+    ) == (1,)
+    # Its anchor (the rare key) found, but not its next required literal: not run.
+    assert prefilter.select(b'{"powershell.file.script_block_text":"x"}') == ()
+    avro = encode_event_avro({"@timestamp": "t", "process": {"name": "sh"}}, confluent_schema_id=1)
+    assert b"\x04sh" in avro
+    assert prefilter.select(avro) == (0,)
+    # No keys in Avro: there rule b is anchored on its weak value, event.category:process.
+    avro_b = encode_event_avro(
+        {"@timestamp": "t", "event": {"category": ["process"]}}, confluent_schema_id=1
+    )
+    assert Prefilter(rules, format="avro").select(avro_b) == (1,)

@@ -6,8 +6,11 @@ import json
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumer.codecs import DecodeError, EventCodec, default_codec, encode_event_avro
+from consumer.codecs.codec import AVRO_SAMPLE
 from consumer.generator import generate_events
 
 GOOD = json.dumps(next(iter(generate_events(1, match_every=None)))).encode()
@@ -61,3 +64,41 @@ def codec_dir():
     from consumer.codecs import default_schema_dir
 
     return default_schema_dir()
+
+
+_AVRO = encode_event_avro(json.loads(GOOD), confluent_schema_id=1, drop_unknown=True)
+_RECORDS = [
+    GOOD,
+    b"  " + GOOD + b"\n",
+    json.dumps({"message": "caf\u00e9"}, ensure_ascii=False).encode(),
+    _AVRO,
+    b"",
+    b'{"event": {"id": "trunc',
+    b'{"message": "\xff\xfe"}',
+    b"\x00" + struct.pack(">I", 99) + b"\x02abc",
+    b"x" * 2_000_000,
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batch=st.lists(st.sampled_from(_RECORDS), min_size=1, max_size=80),
+    first_offset=st.integers(0, 200),
+    fmt=st.sampled_from(["auto", "json", "avro"]),
+)
+def test_a_batch_needs_decoding_exactly_what_the_record_check_says(batch, first_offset, fmt):
+    codec = EventCodec.from_schema_dir(codec_dir(), format=fmt)
+    offsets = list(range(first_offset, first_offset + len(batch)))
+    expected = [
+        i
+        for i, (value, offset) in enumerate(zip(batch, offsets, strict=True))
+        if not codec.looks_decodable(value) or (value[:1] != b"{" and offset % AVRO_SAMPLE == 0)
+    ]
+    assert codec.needs_decoding(batch, offsets) == expected
+
+
+def test_a_batch_of_good_json_needs_no_decoding_and_avro_one_in_the_sample() -> None:
+    codec = default_codec()
+    assert codec.needs_decoding([GOOD] * 300, range(300)) == []
+    assert codec.needs_decoding([_AVRO] * 300, range(300)) == [0, 64, 128, 192, 256]
+    assert codec.needs_decoding([GOOD, b"", GOOD], [1, 2, 3]) == [1]

@@ -37,6 +37,10 @@ class Recorder(Mapping):
 
 def test_public_api() -> None:
     assert set(kql.__all__) == {
+        "KEY",
+        "PART",
+        "VALUE",
+        "Literal",
         "KqlSyntaxError",
         "compile_filters",
         "compile_query",

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.kql import compile_query, query_fields, required_literals
+from consumer.kql import KEY, PART, VALUE, Literal, compile_query, query_fields, required_literals
 
 SEED = (
     "event.category:process and event.type:(start or process_started) and\n"
@@ -19,16 +19,19 @@ SEED = (
 )
 
 
+def _values(*texts: str) -> frozenset[Literal]:
+    return frozenset(Literal(t, VALUE) for t in texts)
+
+
 def test_seed_literals() -> None:
     literals = required_literals(SEED)
-    assert frozenset({"kextunload"}) in literals
-    assert (
-        frozenset({"/System/Library/Extensions/EndpointSecurity.kext", "EndpointSecurity.kext"})
-        in literals
-    )
-    assert literals[0] == frozenset(
-        {"/System/Library/Extensions/EndpointSecurity.kext", "EndpointSecurity.kext"}
-    )
+    assert _values("kextunload") in literals
+    both = _values("/System/Library/Extensions/EndpointSecurity.kext", "EndpointSecurity.kext")
+    assert literals[0] == both
+    # With keys, the strong values still come first; the fields' keys follow them.
+    keyed = required_literals(SEED, keys=True)
+    assert keyed[0] == both
+    assert frozenset({Literal("name", KEY)}) in keyed
 
 
 @pytest.mark.parametrize(
@@ -47,19 +50,41 @@ def test_seed_literals() -> None:
         ("process.name:*", ()),
         ("kextunload", ()),
         ("process.*:kextunload", ()),
-        ("process.name:kext*load", (frozenset({"kext"}),)),
-        ("process.name:a or file.name:bb", (frozenset({"a", "bb"}),)),
+        ("process.name:kext*load", (frozenset({Literal("kext", PART)}),)),
+        ("process.name:a or file.name:bb", (_values("a", "bb"),)),
         ("process.name:a or message:bb", ()),
-        ("process.name:(abc and not xyz)", (frozenset({"abc"}),)),
-        ("user:{ name:root and not id:x }", (frozenset({"root"}),)),
-        (
-            "(process.name:abc and file.name:defg) or process.name:hi",
-            (frozenset({"defg", "hi"}),),
-        ),
+        ("process.name:(abc and not xyz)", (_values("abc"),)),
+        ("user:{ name:root and not id:x }", (_values("root"),)),
+        ("(process.name:abc and file.name:defg) or process.name:hi", (_values("defg", "hi"),)),
     ],
 )
 def test_literals(query: str, expected: tuple) -> None:
     assert required_literals(query) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "first"),
+    [
+        ("not process.name:kextunload", None),
+        ("message:kextunload", {Literal("message", KEY)}),
+        ("process.name.caseless:kextunload", {Literal("name", KEY)}),
+        ("process.name.text:kextunload", {Literal("name", KEY)}),
+        ("process.pid > 100", {Literal("pid", KEY)}),
+        ("process.name:*", {Literal("name", KEY)}),
+        ("kextunload", None),
+        ("process.*:kextunload", None),
+        ("process.name:abc", {Literal("abc", VALUE)}),
+        (
+            "event.category:process and powershell.file.script_block_text:Get-Clipboard",
+            {Literal("script_block_text", KEY)},
+        ),
+        ("process.name:a or message:bb", {Literal("a", VALUE), Literal("message", KEY)}),
+        ("user:{ id:x1 and not name:y }", {Literal("x1", VALUE)}),
+    ],
+)
+def test_literals_with_keys(query: str, first: set | None) -> None:
+    found = required_literals(query, keys=True)
+    assert (found[0] if found else None) == (frozenset(first) if first else None)
 
 
 def test_query_fields() -> None:
@@ -74,18 +99,30 @@ def test_query_fields() -> None:
     }
 
 
-def _scalar_texts(event: object) -> list[str]:
-    out: list[str] = []
+def _contents(event: object) -> tuple[list[str], list[str]]:
+    """The event's scalar values (non-strings as JSON) and its keys."""
+    values: list[str] = []
+    keys: list[str] = []
     stack = [event]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
+            keys.extend(item)
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
         elif item is not None:
-            out.append(item if isinstance(item, str) else json.dumps(item, ensure_ascii=False))
-    return out
+            values.append(item if isinstance(item, str) else json.dumps(item, ensure_ascii=False))
+    return values, keys
+
+
+def _holds(event: object, literal: Literal) -> bool:
+    values, keys = _contents(event)
+    if literal.kind == VALUE:
+        return literal.text in values
+    if literal.kind == PART:
+        return any(literal.text in value for value in values)
+    return any(key.endswith(literal.text) for key in keys)
 
 
 SOUNDNESS_QUERIES = [
@@ -159,9 +196,9 @@ def near_events(draw: st.DrawFn) -> dict:
 def test_required_literals_are_sound(query: str, event: dict) -> None:
     if not compile_query(query)(event):
         return
-    texts = _scalar_texts(event)
-    for alternatives in required_literals(query):
-        assert any(lit in text for lit in alternatives for text in texts), alternatives
+    for keys in (False, True):
+        for alternatives in required_literals(query, keys=keys):
+            assert any(_holds(event, lit) for lit in alternatives), alternatives
 
 
 def test_required_literals_are_sound_on_vectors() -> None:
@@ -171,8 +208,8 @@ def test_required_literals_are_sound_on_vectors() -> None:
     for case in cases:
         if not case["expected"]:
             continue
-        texts = _scalar_texts(json.loads(case["event"]))
-        for alternatives in required_literals(case["query"]):
+        event = json.loads(case["event"])
+        for alternatives in required_literals(case["query"], keys=True):
             checked += 1
-            assert any(lit in t for lit in alternatives for t in texts), case["name"]
+            assert any(_holds(event, lit) for lit in alternatives), case["name"]
     assert checked > 20

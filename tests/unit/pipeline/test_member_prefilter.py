@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from consumer.codecs import encode_event_avro
+from consumer.codecs.codec import AVRO_SAMPLE
 from consumer.generator import generate_events
 from consumer.pipeline import Member
-from consumer.pipeline.member import AVRO_SAMPLE
 from consumer.prefilter import Prefilter
 from consumer.settings import Settings
 
@@ -52,8 +53,72 @@ def test_prefilter_setting_decides_whether_the_member_filters() -> None:
 def test_prefilter_off_decodes_everything() -> None:
     harness = Harness(seed_rule())
     harness.member.prefilter = Prefilter([seed_rule()], enabled=False)  # --prefilter off
-    good = [encode_event_avro(e, confluent_schema_id=1, drop_unknown=True)
-            for e in generate_events(10, match_every=None)]
+    good = [
+        encode_event_avro(e, confluent_schema_id=1, drop_unknown=True)
+        for e in generate_events(10, match_every=None)
+    ]
     harness.feed(good)
     assert _value(harness, "events_skipped_total", topic=INPUT) == 0
     assert _value(harness, "events_decoded_total", topic=INPUT) == 10
+
+
+def test_an_avro_enum_turns_the_prefilter_off_and_its_attack_still_matches(tmp_path) -> None:
+    # An enum stores its symbol as an index: the byte scan cannot see "kextunload".
+    schema = {
+        "type": "record", "name": "Tiny", "fields": [
+            {"name": "timestamp", "type": "string"},
+            {"name": "event", "type": {"type": "record", "name": "Event", "fields": [
+                {"name": "category", "type": {"type": "array", "items": "string"}},
+                {"name": "type", "type": {"type": "array", "items": "string"}}]}},
+            {"name": "process", "type": {"type": "record", "name": "Process", "fields": [
+                {"name": "name", "type": {"type": "enum", "name": "Name",
+                                          "symbols": ["bash", "kextunload"]}},
+                {"name": "args", "type": {"type": "array", "items": "string"}}]}},
+        ],
+    }  # fmt: skip
+    (tmp_path / "tiny.avsc").write_text(json.dumps(schema))
+    settings = Settings(
+        input_topics=(INPUT,), instance_id="unit", avro_schema_dir=tmp_path,
+        avro_reader_schema="tiny", avro_schema_ids={1: "tiny"},
+    )  # fmt: skip
+    rule = replace(seed_rule(), query="process.name:kextunload")
+    member = Member(settings, [rule])
+    assert not member.codec.stores_strings_verbatim()
+    assert not member.prefilter.enabled
+    attack = {
+        "timestamp": "2024-01-01T00:01:00Z",
+        "event": {"category": ["process"], "type": ["start"]},
+        "process": {"name": "kextunload", "args": ["-b"]},
+    }
+    raw = b"\x00\x00\x00\x00\x01" + fastavro_bytes(schema, attack)
+    assert Prefilter([rule]).select(raw) == ()  # what a prefilter left on would do
+    event = member.codec.decode(raw)
+    assert member.detector.matching_rules(event, member.prefilter.select(raw)) == [rule]
+
+
+def test_the_bundled_schemas_keep_strings_verbatim() -> None:
+    assert Harness(seed_rule()).member.codec.stores_strings_verbatim()
+
+
+def fastavro_bytes(schema: dict, record: dict) -> bytes:
+    import io
+
+    import fastavro
+
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), record)
+    return out.getvalue()
+
+
+def test_a_consume_error_in_a_batch_is_counted_and_its_records_still_handled() -> None:
+    from confluent_kafka import KafkaError, Message
+
+    harness = Harness(seed_rule())
+    error = Message(topic=INPUT, partition=0, error=KafkaError(KafkaError._TRANSPORT, "cut"))
+    good = [
+        Message(topic=INPUT, partition=0, offset=i, value=v, timestamp=(1, 0))
+        for i, v in enumerate(attacks(2))
+    ]
+    harness.member._process_batch([good[0], error, good[1]])
+    assert _value(harness, "kafka_errors_total", error="_TRANSPORT") == 1
+    assert len(harness.producer.take(harness.member._matches)) == 2
