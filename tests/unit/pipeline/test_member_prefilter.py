@@ -122,3 +122,19 @@ def test_a_consume_error_in_a_batch_is_counted_and_its_records_still_handled() -
     harness.member._process_batch([good[0], error, good[1]])
     assert _value(harness, "kafka_errors_total", error="_TRANSPORT") == 1
     assert len(harness.producer.take(harness.member._matches)) == 2
+
+
+def test_a_match_commits_early_only_once_the_member_has_caught_up() -> None:
+    import time
+
+    member = Harness(seed_rule()).member
+    member._pending[(INPUT, 0)] = 1
+    member._last_commit = time.monotonic() - 0.05  # 50 ms ago: past 20, short of 1000
+    member._urgent, member._caught_up = False, True
+    assert not member._commit_due()
+    member._urgent = True
+    assert member._commit_due()
+    member._caught_up = False  # a backlog waits in the client: throughput first
+    assert not member._commit_due()
+    member._last_commit = time.monotonic() - 1.0
+    assert member._commit_due()
