@@ -64,6 +64,10 @@ def _value_literal(field: str, value: ast.Value) -> Literal | None:
     return Literal(best, how)
 
 
+def _is_exists(value: object) -> bool:
+    return isinstance(value, ast.Wildcard) and value.is_exists
+
+
 def _key_literal(field: str) -> Literal:
     # A multi-field (process.name.text) reads its parent's values: the parent's key.
     return Literal(ft.field_type(field).path.rpartition(".")[2], KEY)
@@ -80,7 +84,10 @@ def _conjuncts(node: ast.Query, prefix: str, keys: bool) -> list[_Ranked]:
             return []
         field = _full(prefix, node.field.name)
         out: list[_Ranked] = []
-        if keys:
+        # Not for field:*, which an object satisfies: a decoded event nests dotted keys,
+        # so {"process.parent.name": ...} has process.parent without a key "parent".
+        exists = isinstance(node, ast.FieldMatch) and _is_exists(node.value)
+        if keys and not exists:
             key = _key_literal(field)
             common = (
                 "." not in field  # message, tags, @timestamp: on most events

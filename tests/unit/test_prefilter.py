@@ -173,6 +173,7 @@ _JSON_RECORDS = [
     b'{"process":{"name":"bash"}}',
     b'{"process":{"name":"t\\u006fol1"}}',
     b'{"process.pid":7}',
+    b'{"process.parent.name":"launchd","process":{"name":"tool3"}}',
     '{"process":{"name":"tool5","title":"caf\u00e9"}}'.encode(),
 ]
 _OTHER_RECORDS = [
@@ -185,7 +186,14 @@ _OTHER_RECORDS = [
         confluent_schema_id=1,
     ),
 ]
-_RULE_SETS = [_MANY, SEED, [*SEED, _rule("process.pid > 1", "p")]]
+_RULE_SETS = [
+    _MANY,
+    SEED,
+    [*SEED, _rule("process.pid > 1", "p")],
+    # Dotted keys are nested when decoded: "process.parent.name" makes process.parent.
+    [_rule("process.parent:* and process.name:tool3", "o")],
+    [_rule("process.parent.name:* and process.name:tool3", "o")],
+]
 
 
 @settings(max_examples=200, deadline=None)
@@ -242,3 +250,10 @@ def test_whole_values_keys_and_avro_lengths_are_what_is_looked_for() -> None:
         {"@timestamp": "t", "event": {"category": ["process"]}}, confluent_schema_id=1
     )
     assert Prefilter(rules, format="avro").select(avro_b) == (1,)
+
+
+def test_a_field_given_by_a_dotted_key_keeps_its_rule() -> None:
+    rules = [_rule("process.parent.name:* and process.name:tool3", "o")]
+    raw = b'{"process.parent.name":"launchd","process":{"name":"tool3"}}'
+    assert _matches(rules, raw)
+    assert Prefilter(rules).select(raw) == (0,)
