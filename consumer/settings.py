@@ -255,11 +255,11 @@ OPTIONS: tuple[Option, ...] = (
            "`1000`", "how often a transaction (or an offset commit) closes, in ms; each costs "
            "the loop a broker round of ~10-20 ms, and a restart redoes up to this much work",
            _int_in(1, 600_000), "MS"),
-    Option("alert_commit_ms", "--alert-commit-ms", "CONSUMER_ALERT_COMMIT_MS", 20, "`20`",
-           "when caught up with its input, how soon a transaction holding a match or an "
+    Option("alert_commit_ms", "--alert-commit-ms", "CONSUMER_ALERT_COMMIT_MS", 10, "`10`",
+           "when keeping up with its input, how soon a transaction holding a match or an "
            "alert closes, in ms (at most the commit interval): an alert takes two such "
-           "transactions, so this bounds alert latency; with a backlog, the commit interval "
-           "applies", _int_in(1, 600_000), "MS"),
+           "transactions, so this bounds alert latency; with a backlog (records older than "
+           "the commit interval), the commit interval applies", _int_in(1, 600_000), "MS"),
     Option("prefilter", "--prefilter", "CONSUMER_PREFILTER", "on", "`on`",
            "on: records no rule can match (told from their bytes) and that look well formed "
            "are not decoded; off: decode and check every record", _choice(("on", "off")),
@@ -350,7 +350,7 @@ class Settings:
     metrics_host: str = "0.0.0.0"
     liveness_timeout_s: int = 60
     commit_interval_ms: int = 1000
-    alert_commit_ms: int = 20
+    alert_commit_ms: int = 10
     prefilter: str = "on"
     startup_timeout_s: int = 60
     max_record_bytes: int = 1_048_576

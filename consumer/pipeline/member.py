@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 # consume() waits for a full batch or this long, whichever comes first: it bounds how
 # long a record can sit in the client before the loop sees it.
-POLL_TIMEOUT = 0.02
+POLL_TIMEOUT = 0.005
 KAFKA_TIMEOUT = 30.0
 
 
@@ -137,7 +137,7 @@ class Member:
         self._fatal: KafkaError | None = None
         self._delivery_failures = 0
         self._urgent = False
-        # The last batch was not full: nothing waits in the client, latency counts.
+        # See _near_real_time: then latency counts, else throughput.
         self._caught_up = True
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -199,7 +199,7 @@ class Member:
                 self.health.beat()
                 self._check_fatal()
                 messages = self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT)
-                self._caught_up = len(messages) < BATCH_SIZE
+                self._caught_up = self._near_real_time(messages)
                 try:
                     if messages:
                         self._process_batch(messages)
@@ -427,6 +427,15 @@ class Member:
                 raise _TransactionFailed(error) from None
 
     # -- transactions and offsets -----------------------------------------------------------
+
+    def _near_real_time(self, messages: list[Message]) -> bool:
+        """Whether the member keeps up with its input: the batch was not full (nothing
+        waits in the client), or its newest record is younger than the commit interval
+        (a full batch at a steady rate). A backlog of older records is neither."""
+        if len(messages) < BATCH_SIZE:
+            return True
+        newest = _timestamp_ms(messages[-1])
+        return newest is None or self._clock() * 1000 - newest < self.settings.commit_interval_ms
 
     def _commit_due(self) -> bool:
         if not self._pending:
