@@ -1,4 +1,5 @@
-"""The consumer against the raw Kafka client: throughput, latency, memory, CPU per event.
+"""The consumer against the raw Kafka client and a Quix Streams peer: throughput, latency,
+memory, CPU per event, start-up.
 
 One run, one Apache Kafka node (started here, on loopback), the seed rule:
 
@@ -6,17 +7,26 @@ One run, one Apache Kafka node (started here, on loopback), the seed rule:
    at 1 match in 10,000 and 1 in 100, into 4 partitions each;
 2. bare consume: a confluent-kafka consumer reading every record (touching its value)
    as fast as it can: the baseline every figure is divided by;
-3. the consumer (``python -m consumer run``, exactly-once) from the start of each topic
+3. the consumer (``python -m consumer run``, exactly-once) from its first committed offset
    until its committed offsets reach the end: events/s, ratio to bare, peak RSS, CPU
    microseconds per event;
-4. latency: events produced at half the measured JSON rate (at most 20,000/s) with 1
+4. the peer: a minimal Quix Streams application (``peer_quix.py``, in a venv of its own
+   created on first use) doing the same filtering on the same topic, timed the same way;
+   its match count is checked against the generator's;
+5. start-up: from launching ``python -m consumer run`` to its first record processed
+   (its events-consumed counter above 0 on /metrics), the input topic already full, in
+   phases read from its log lines; with the seed rule, and with a rules directory
+   (``--prebuilt-rules``) if given;
+6. latency: events produced at half the measured JSON rate (at most 20,000/s) with 1
    match in 100, their event times spread so no window reaches the 100-alert limit; for
    each alert, alert readable on the alerts topic (read_committed) minus the event
-   record's broker timestamp: p50 and p99.
+   record's broker timestamp: p50 and p99;
 
+``--memory-run`` then runs ``bench_memory.py`` (10 million events on a node of its own).
 Machines are noisy: compare the ratios of one run, not figures across runs.
 
-    .venv/bin/python bench/bench_pipeline.py [--events 500000] [--skip-latency]
+    .venv/bin/python bench/bench_pipeline.py [--events 500000] [--skip-latency] [--skip-quix]
+        [--prebuilt-rules /tmp/dr/rules] [--memory-run]
 """
 
 from __future__ import annotations
@@ -24,28 +34,53 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from consumer.brokers import KafkaNode
+from consumer.brokers import KafkaNode, free_port
 from consumer.codecs import encode_event_avro, encode_event_json
-from consumer.generator import generate_events
+from consumer.generator import expected_matches, generate_events
 
+ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
 CONSUMER_TUNING = {"fetch.wait.max.ms": 50, "fetch.queue.backoff.ms": 5}
+#: The peer, pinned; it lives in a venv of its own: it pins confluent-kafka below ours.
+QUIX_REQUIREMENT = "quixstreams[avro]==3.28.1"
+QUIX_VENV = ROOT / ".cache" / "bench-quix-venv"
+EVENT_SCHEMA = ROOT / "schemas" / "ecs_process_event.avsc"
+CONSUMED_METRIC = "detection_consumer_events_consumed_total{"
+#: Start-up phases: the log line that ends each (its message's first words), and its name.
+STARTUP_PHASES = (
+    ("settings: ", "python start + imports"),
+    ("serving /metrics", "rules loaded + compiled"),
+    ("member ", "brokers, topics, init_transactions"),
+    ("assigned ", "group join + state restore"),
+)
 
 
 @dataclass
 class Result:
+    """A timed run over ``events`` records; process figures for a member or a peer."""
+
     name: str
     events: int
     seconds: float
@@ -57,7 +92,22 @@ class Result:
         return self.events / self.seconds
 
 
+@dataclass
+class Row:
+    """One topic's figures: the baseline, ours and (unless skipped) the peer's."""
+
+    topic: str
+    match_every: int
+    bare: Result
+    ours: Result
+    quix: Result | None
+
+
+# --------------------------------------------------------------------------- loading
+
+
 def load(bootstrap: str, topic: str, count: int, match_every: int, fmt: str) -> None:
+    """Create ``topic`` and fill it with ``count`` generated events in format ``fmt``."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
     producer = Producer(
@@ -75,16 +125,25 @@ def load(bootstrap: str, topic: str, count: int, match_every: int, fmt: str) -> 
         else (lambda e: encode_event_avro(e, confluent_schema_id=1, drop_unknown=True))
     )
     for i, event in enumerate(generate_events(count, match_every=match_every, seed=3)):
-        while True:
-            try:
-                producer.produce(topic, encode(event), key=str(i % 64).encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce(producer, topic, encode(event), str(i % 64).encode())
     producer.flush(120)
 
 
+def produce(producer: Producer, topic: str, value: bytes, key: bytes) -> None:
+    """Produce, waiting for room in the local queue when it is full."""
+    while True:
+        try:
+            producer.produce(topic, value, key=key)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+# --------------------------------------------------------------------------- throughput
+
+
 def bare_consume(bootstrap: str, topic: str, count: int) -> Result:
+    """The baseline: confluent-kafka's ``consume(500)`` touching each value."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -110,7 +169,7 @@ def bare_consume(bootstrap: str, topic: str, count: int) -> Result:
     return Result(f"bare consume {topic}", seen, elapsed)
 
 
-def _start_member(
+def start_member(
     bootstrap: str, group: str, topic: str, log_path: Path, *extra: str
 ) -> subprocess.Popen[bytes]:
     """``python -m consumer run`` on ``topic`` with its defaults (exactly-once)."""
@@ -123,52 +182,223 @@ def _start_member(
 
 
 def consumer_run(bootstrap: str, topic: str, count: int, workdir: Path) -> Result:
+    """Our consumer over ``topic`` from its start to its end."""
     group = f"bench-{topic}"
-    process = _start_member(bootstrap, group, topic, workdir / f"{group}.log")
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    request = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    process = start_member(bootstrap, group, topic, workdir / f"{group}.log")
+    return follow(process, bootstrap, group, topic, count, f"consumer {topic}")
+
+
+def follow(
+    process: subprocess.Popen[bytes], bootstrap: str, group: str, topic: str, count: int, name: str
+) -> Result:
+    """Time ``process`` (a member of ``group``) from its first committed offset on ``topic``
+    until its committed offsets reach ``count``; then stop it.
+
+    Events are counted from that first commit, so joining the group is not timed. Peak
+    RSS and CPU are the process's own (``/proc``), CPU over the timed span only.
+    """
+    reader = offsets_reader(bootstrap, group)
     started = cpu_start = None
+    first = 0
     try:
         while True:
-            done = _committed(admin, group, topic, request)
+            done = committed(reader, topic)
             if started is None and done > 0:
-                started, cpu_start = time.perf_counter(), _cpu_seconds(process.pid)
-                first = done
-            if done >= count:
+                started, cpu_start, first = time.perf_counter(), cpu_seconds(process.pid), done
+            if started is not None and done >= count:
                 elapsed = time.perf_counter() - started
-                cpu = _cpu_seconds(process.pid) - cpu_start
-                rss = _peak_rss_kib(process.pid)
-                return Result(f"consumer {topic}", count - first, elapsed, rss, cpu)
+                cpu = cpu_seconds(process.pid) - cpu_start
+                return Result(name, count - first, elapsed, peak_rss_kib(process.pid), cpu)
             if process.poll() is not None:
-                raise RuntimeError(f"consumer exited {process.returncode}; see {workdir}")
+                raise RuntimeError(f"{name}: exited {process.returncode}; see its log")
             time.sleep(0.05)
     finally:
+        reader.close()
         process.terminate()
         process.wait(60)
 
 
-def _committed(admin: AdminClient, group: str, topic: str, request) -> int:
-    from confluent_kafka import ConsumerGroupTopicPartitions
+def offsets_reader(bootstrap: str, group: str) -> Consumer:
+    """A client of ``group`` that never joins it, only reads its committed offsets.
 
+    Not the admin client: its ``list_consumer_group_offsets`` crashes the process when the
+    coordinator answers NOT_COORDINATOR, as it does for a group it has not seen yet
+    (librdkafka issue 5040, confluent-kafka-python issue 1982).
+    """
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",  # asks for stable offsets only (KIP-447)
+        }
+    )
+
+
+def committed(reader: Consumer, topic: str) -> int:
+    """Offsets ``reader``'s group committed on ``topic``, summed (0 if none or unknown)."""
+    request = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     try:
-        result = admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, request)], require_stable=True
-        )[group].result(timeout=5)
-    except Exception:
+        offsets = reader.committed(request, timeout=5)
+    except KafkaException:  # the group's coordinator not known yet, or loading
         return 0
-    return sum(tp.offset for tp in result.topic_partitions if tp.offset > 0)
+    return sum(tp.offset for tp in offsets if tp.offset > 0)
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _peak_rss_kib(pid: int) -> int:
+def peak_rss_kib(pid: int) -> int:
+    """``VmHWM`` of ``pid``: its peak resident set size so far, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+# --------------------------------------------------------------------------- the Quix peer
+
+
+def quix_python() -> Path:
+    """The Python of the peer's venv, created (``QUIX_REQUIREMENT``) when missing or stale."""
+    python = QUIX_VENV / "bin" / "python"
+    stamp = QUIX_VENV / "bench-requirement.txt"
+    if python.exists() and stamp.is_file() and stamp.read_text() == QUIX_REQUIREMENT:
+        return python
+    print(f"creating {QUIX_VENV} with {QUIX_REQUIREMENT}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(QUIX_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, QUIX_REQUIREMENT], check=True)
+    stamp.write_text(QUIX_REQUIREMENT)
+    return python
+
+
+def quix_run(
+    python: Path,
+    bootstrap: str,
+    topic: str,
+    fmt: str,
+    count: int,
+    match_every: int,
+    workdir: Path,
+    guarantee: str,
+) -> Result:
+    """The peer over ``topic``, timed like ``consumer_run``; its matches are counted after."""
+    group, output = f"quix-{topic}", f"quix-{topic}-matches"
+    argv = [str(python), str(ROOT / "bench" / "peer_quix.py"), "--bootstrap-servers", bootstrap,
+            "--input", topic, "--output", output, "--group", group,
+            "--processing-guarantee", guarantee]  # fmt: skip
+    if fmt == "avro":
+        argv += ["--avro-schema", str(EVENT_SCHEMA)]
+    state = workdir / group  # Quix keeps a state directory in its working directory
+    state.mkdir()
+    with (workdir / f"{group}.log").open("wb") as log:
+        process = subprocess.Popen(argv, cwd=state, stdout=log, stderr=subprocess.STDOUT)
+    result = follow(process, bootstrap, group, topic, count, f"quix {topic}")
+    found, expected = count_records(bootstrap, output), expected_matches(count, match_every)
+    if found != expected:
+        raise RuntimeError(f"quix {topic}: {found} matches, the generator made {expected}")
+    return result
+
+
+def count_records(bootstrap: str, topic: str) -> int:
+    """Committed records in ``topic``, read to its end."""
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"count-{topic}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
+    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
+    found, at_end = 0, set()
+    while len(at_end) < len(partitions):
+        for message in reader.consume(500, 1.0):
+            if message.error() is None:
+                found += 1
+            elif message.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(message.partition())
+    reader.close()
+    return found
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def startup(
+    bootstrap: str, topic: str, group: str, log_path: Path, *rules: str
+) -> dict[str, float]:
+    """Seconds from launching a member of ``group`` on ``topic`` (already full) to each
+    start-up phase's end and to its first record processed; the member is stopped then
+    (SIGTERM: it commits and leaves the group, as in a rolling restart)."""
+    port = free_port()
+    extra = ["--metrics-port", str(port), "--metrics-host", "127.0.0.1", "--log-level", "INFO",
+             "--log-format", "json"]  # fmt: skip
+    extra += [arg for path in rules for arg in ("--rules", path)]
+    launched = time.time()
+    process = start_member(bootstrap, group, topic, log_path, *extra)
+    try:
+        while _consumed(port) == 0:
+            if process.poll() is not None or time.time() - launched > 60:
+                raise RuntimeError(f"no record processed (exit {process.poll()}); see {log_path}")
+            time.sleep(0.01)
+        first_record = time.time() - launched
+    finally:
+        process.terminate()
+        process.wait(60)
+    return {**_phase_ends(log_path, launched), "first record processed": first_record}
+
+
+def _consumed(port: int) -> float:
+    """The member's events-consumed counter, summed over topics (0 until it serves)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(CONSUMED_METRIC)
+    )
+
+
+def _phase_ends(log_path: Path, launched: float) -> dict[str, float]:
+    """Seconds from ``launched`` to the first log line of each of ``STARTUP_PHASES``."""
+    ends: dict[str, float] = {}
+    for line in log_path.read_text().splitlines():
+        if not line.startswith("{"):
+            continue  # librdkafka's own lines
+        entry = json.loads(line)
+        for prefix, phase in STARTUP_PHASES:
+            if phase not in ends and entry["message"].startswith(prefix):
+                at = datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+                ends[phase] = at - launched
+    return ends
+
+
+def print_startup(rows: Sequence[tuple[str, dict[str, float]]]) -> None:
+    """Each run's phases as durations (log times have millisecond resolution)."""
+    phases = [phase for _, phase in STARTUP_PHASES] + ["first record processed"]
+    print("\n| start-up run | " + " | ".join(phases) + " | total s |")
+    print("| --- |" + " ---: |" * (len(phases) + 1))
+    for label, ends in rows:
+        previous: float | None = 0.0
+        cells: list[str] = []
+        for phase in phases:
+            end = ends.get(phase)  # None: its log line was not found
+            cells.append("?" if end is None or previous is None else f"{end - previous:.2f}")
+            previous = end
+        print(f"| {label} | " + " | ".join(cells) + f" | {ends['first record processed']:.2f} |")
+
+
+# --------------------------------------------------------------------------- latency
 
 
 def latency(bootstrap: str, rate: float, seconds: float, workdir: Path) -> tuple[float, float, int]:
@@ -180,7 +410,7 @@ def latency(bootstrap: str, rate: float, seconds: float, workdir: Path) -> tuple
     # One partition: event times stay in order, so none is late against the watermark
     # (late events share the newest window's budget, and would be cut by its limit).
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
-    process = _start_member(
+    process = start_member(
         bootstrap, group, topic, workdir / "latency.log", "--alerts-topic", alerts
     )
     reader = Consumer(
@@ -269,52 +499,134 @@ def _warm_up(producer: Producer, reader: Consumer, topic: str, at: datetime) -> 
     raise RuntimeError("the warm-up alert never arrived")
 
 
+# --------------------------------------------------------------------------- the run
+
+
+def print_throughput(rows: Sequence[Row]) -> None:
+    """The table: our rate against bare consume and against the Quix peer."""
+    print(
+        "\n| topic (format, 1 match in N) | bare consume ev/s | consumer ev/s | ratio | "
+        "Quix ev/s | Quix ratio | ratio to Quix | peak RSS MiB | CPU us/event |"
+    )
+    print("| --- |" + " ---: |" * 8)
+    for row in rows:
+        ours, bare, quix = row.ours, row.bare, row.quix
+        peer = (
+            f"{quix.rate:,.0f} | {quix.rate / bare.rate:.2f} | {ours.rate / quix.rate:.2f}"
+            if quix
+            else "- | - | -"
+        )
+        print(
+            f"| {row.topic} | {bare.rate:,.0f} | {ours.rate:,.0f} | {ours.rate / bare.rate:.2f} "
+            f"| {peer} | {ours.rss_kib / 1024:.0f} | {ours.cpu_seconds / ours.events * 1e6:.1f} |"
+        )
+    for row in rows:
+        if row.quix:
+            quix = row.quix
+            print(
+                f"Quix {row.topic}: peak RSS {quix.rss_kib / 1024:.0f} MiB, "
+                f"CPU {quix.cpu_seconds / quix.events * 1e6:.1f} us/event"
+            )
+
+
+def run_topics(bootstrap: str, args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """Load each topic, then time bare consume, our consumer and the peer on it."""
+    python = None if args.skip_quix else quix_python()
+    rows: list[Row] = []
+    for fmt in args.formats.split(","):
+        for match_every in (int(m) for m in args.match_every.split(",")):
+            topic = f"{fmt}-{match_every}"
+            started = time.perf_counter()
+            load(bootstrap, topic, args.events, match_every, fmt)
+            loaded = time.perf_counter() - started
+            print(f"loaded {topic}: {args.events} events in {loaded:.0f}s", flush=True)
+            bare = bare_consume(bootstrap, topic, args.events)
+            ours = consumer_run(bootstrap, topic, args.events, workdir)
+            quix = None
+            if python is not None:
+                quix = quix_run(
+                    python, bootstrap, topic, fmt, args.events, match_every, workdir,
+                    args.quix_guarantee,
+                )  # fmt: skip
+            rows.append(Row(topic, match_every, bare, ours, quix))
+            peer = f"  quix {quix.rate:,.0f}/s" if quix else ""
+            print(
+                f"  bare {bare.rate:,.0f}/s  consumer {ours.rate:,.0f}/s  "
+                f"ratio {ours.rate / bare.rate:.2f}{peer}",
+                flush=True,
+            )
+    return rows
+
+
+def run_startup(bootstrap: str, topic: str, args: argparse.Namespace, workdir: Path) -> None:
+    """``--startup-runs`` start-ups with the seed rule, then with ``--prebuilt-rules``.
+
+    One group per rule set: its first run is a first deployment (it creates the internal
+    topics, starts from the topic's beginning); the next ones restart the same member,
+    which resumes from its committed offsets and restores its window state.
+    """
+    runs: list[tuple[str, dict[str, float]]] = []
+    rule_sets: list[tuple[str, tuple[str, ...]]] = [("seed rule", ())]
+    if args.prebuilt_rules:
+        rule_sets.append(("prebuilt rules", (args.prebuilt_rules,)))
+    for name, rules in rule_sets:
+        group = f"startup-{name.replace(' ', '-')}"
+        totals = []
+        for i in range(args.startup_runs):
+            ends = startup(bootstrap, topic, group, workdir / f"{group}-{i + 1}.log", *rules)
+            runs.append((f"{name}, {'restart' if i else 'first start'}", ends))
+            totals.append(ends["first record processed"])
+        print(f"start-up, {name}: median {statistics.median(totals):.2f}s", flush=True)
+    print_startup(runs)
+
+
+def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> None:
+    """Throughput against bare consume and the peer, start-up, latency: printed."""
+    rows = run_topics(bootstrap, args, workdir)
+    print_throughput(rows)
+    if args.startup_runs:
+        # The most matches: a restart then has window state to restore, as after alerts.
+        run_startup(bootstrap, min(rows, key=lambda row: row.match_every).topic, args, workdir)
+    if not args.skip_latency:
+        rate = min(rows[0].ours.rate / 2, 20_000)
+        p50, p99, n = latency(bootstrap, rate, 20, workdir)
+        print(
+            f"\nlatency at {rate:,.0f} ev/s (1 match in 100, {n} alerts):"
+            f" p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--formats", default="json,avro", help="comma-separated: json, avro")
     parser.add_argument("--match-every", default="10000,100", help="comma-separated rates")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-quix", action="store_true", help="no Quix Streams peer")
+    parser.add_argument(
+        "--quix-guarantee",
+        default="exactly-once",
+        choices=["exactly-once", "at-least-once"],
+        help="the peer's processing guarantee (ours is exactly-once)",
+    )
+    parser.add_argument("--startup-runs", type=int, default=3, help="per rule set; 0: none")
+    parser.add_argument(
+        "--prebuilt-rules", metavar="DIR", help="also time start-up with these rules loaded"
+    )
+    parser.add_argument(
+        "--memory-run", action="store_true", help="then run bench_memory.py (10M events)"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    rows: list[tuple[str, Result, Result]] = []
-    with KafkaNode(workdir / "kafka", heap="1g") as node:
-        bootstrap = node.bootstrap_servers
-        for fmt in args.formats.split(","):
-            for match_every in (int(m) for m in args.match_every.split(",")):
-                topic = f"{fmt}-{match_every}"
-                started = time.perf_counter()
-                load(bootstrap, topic, args.events, match_every, fmt)
-                print(
-                    f"loaded {topic}: {args.events} events in {time.perf_counter() - started:.0f}s",
-                    flush=True,
-                )
-                bare = bare_consume(bootstrap, topic, args.events)
-                ours = consumer_run(bootstrap, topic, args.events, workdir)
-                rows.append((topic, bare, ours))
-                print(
-                    f"  bare {bare.rate:,.0f}/s  consumer {ours.rate:,.0f}/s  "
-                    f"ratio {ours.rate / bare.rate:.2f}",
-                    flush=True,
-                )
-        print()
-        print(
-            "| topic (format, 1 match in N) | bare consume ev/s | consumer ev/s | ratio | "
-            "peak RSS MiB | CPU us/event |"
-        )
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for topic, bare, ours in rows:
-            print(
-                f"| {topic} | {bare.rate:,.0f} | {ours.rate:,.0f} | {ours.rate / bare.rate:.2f} "
-                f"| {ours.rss_kib / 1024:.0f} | {ours.cpu_seconds / ours.events * 1e6:.1f} |"
-            )
-        if not args.skip_latency:
-            json_rate = rows[0][2].rate
-            p50, p99, n = latency(bootstrap, min(json_rate / 2, 20_000), 20, workdir)
-            print(
-                f"\nlatency at {min(json_rate / 2, 20_000):,.0f} ev/s (1 match in 100, {n} alerts):"
-                f" p50 {p50:.0f} ms, p99 {p99:.0f} ms"
-            )
+    print(f"logs: {workdir}", flush=True)
+    try:
+        with KafkaNode(workdir / "kafka", heap="1g") as node:
+            run(node.bootstrap_servers, args, workdir)
+    finally:
+        shutil.rmtree(workdir / "kafka", ignore_errors=True)  # the topics' data
+    if args.memory_run:
+        memory = [sys.executable, str(ROOT / "bench" / "bench_memory.py")]
+        return subprocess.run(memory, check=False).returncode
     return 0
 
 
