@@ -159,7 +159,11 @@ class Member:
         """Connect, create missing topics, and process until stopped; returns 0."""
         errors = ClientErrors()
         admin = clients.make_admin(self.settings, error_cb=errors)
-        wait_for_broker(admin, self.settings.startup_timeout_s, errors)
+        if not wait_for_broker(
+            admin, self.settings.startup_timeout_s, errors, stopping=lambda: self._stopping
+        ):
+            log.info("stopped before the brokers answered")
+            return 0
         ensure_topics(
             admin,
             outputs=[

@@ -8,6 +8,7 @@ pass: they end the wait at once with the broker's own words, not a timeout.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -17,6 +18,7 @@ from tenacity import (
     before_sleep_log,
     retry_if_exception_type,
     stop_after_delay,
+    stop_any,
     wait_exponential,
 )
 
@@ -44,8 +46,14 @@ class ClientErrors:
             self.refusal = error
 
 
-def wait_for_broker(admin: AdminClient, budget_s: float, errors: ClientErrors) -> None:
-    """Return once the cluster answers a metadata request.
+def wait_for_broker(
+    admin: AdminClient,
+    budget_s: float,
+    errors: ClientErrors,
+    stopping: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Return True once the cluster answers a metadata request, False if ``stopping()``
+    turned true first (a SIGTERM while the brokers are away: leave, do not wait on).
 
     ``errors`` is the admin client's ``error_cb``. A refusal raises ``BrokerRefused`` at
     once; anything else is retried for ``budget_s`` and then raises ``SettingsError``
@@ -70,7 +78,7 @@ def wait_for_broker(admin: AdminClient, budget_s: float, errors: ClientErrors) -
             raise KafkaException("no broker in the metadata answer")
 
     retrying = Retrying(
-        stop=stop_after_delay(budget_s),
+        stop=stop_any(stop_after_delay(budget_s), lambda _state: stopping()),
         wait=wait_exponential(multiplier=0.2, max=5.0),
         retry=retry_if_exception_type(KafkaException),
         before_sleep=before_sleep_log(log, logging.WARNING),
@@ -79,6 +87,8 @@ def wait_for_broker(admin: AdminClient, budget_s: float, errors: ClientErrors) -
     try:
         retrying(ask)
     except RetryError as exc:
+        if stopping():
+            return False
         cause = exc.last_attempt.exception()
         raise SettingsError(
             "bootstrap_servers",
@@ -86,3 +96,4 @@ def wait_for_broker(admin: AdminClient, budget_s: float, errors: ClientErrors) -
             "KAFKA_BOOTSTRAP_SERVERS",
             f"no Kafka broker answered within {budget_s:g}s ({cause})",
         ) from None
+    return True

@@ -46,6 +46,25 @@ def test_unreachable_broker_fails_after_the_startup_budget(capsys) -> None:
     assert "no Kafka broker answered within 2s" in err
 
 
+def test_sigterm_while_the_brokers_are_away_ends_the_wait() -> None:
+    import signal
+    import time
+
+    servers = f"127.0.0.1:{_closed_port()}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "consumer", "run", "--bootstrap-servers", servers,
+         "--startup-timeout-s", "120", "--metrics-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    time.sleep(3)  # imported, and waiting for a broker
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output.decode()
+    assert time.monotonic() - started < 10  # not the 120 s budget
+    assert b"stopped before the brokers answered" in output
+
+
 def test_secrets_never_reach_the_log() -> None:
     servers = f"127.0.0.1:{_closed_port()}"
     env = {**os.environ, "KAFKA_CONFIG_SASL_PASSWORD": "hunter2-secret"}
