@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from consumer.alerting import StateRecord
 from consumer.errors import ConsumerError
@@ -36,9 +36,13 @@ def restore_records(
     """Every record of changelog partition ``partition``, oldest first, last write winning."""
     consumer = make_consumer()
     try:
-        tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
-        consumer.assign([tp])
-        _, high = consumer.get_watermark_offsets(tp, timeout=10.0)
+        # Watermarks first, then assign at the low one: assigned at OFFSET_BEGINNING
+        # before its leader was known, the client waited out a 500 ms retry timer to
+        # look the offset up, for every partition restored.
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10.0)
+        if high <= low:
+            return []
+        consumer.assign([TopicPartition(topic, partition, low)])
         latest: dict[str, bytes | None] = {}
         deadline = time.monotonic() + timeout
         while _position(consumer, topic, partition) < high:
