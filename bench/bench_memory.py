@@ -30,15 +30,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench_pipeline import (
-    PARTITIONS,
     committed,
+    loader,
     offsets_reader,
     peak_rss_kib,
     produce,
     start_member,
 )
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from consumer.brokers import KafkaNode
 from consumer.codecs import encode_event_json
@@ -103,17 +101,7 @@ def records(count: int, pool: list[Template], events_per_second: int) -> Iterato
 
 def load(bootstrap: str, count: int, pool: list[Template], events_per_second: int) -> None:
     """Create the topic and produce ``count`` records into it, lz4-compressed."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result()
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 50,
-            "batch.size": 1_000_000,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 500_000,
-        }
-    )
+    producer = loader(bootstrap, TOPIC)
     for i, value in enumerate(records(count, pool, events_per_second)):
         produce(producer, TOPIC, value, str(i % 64).encode())
         if i % 1_000_000 == 999_999:

@@ -106,19 +106,25 @@ class Row:
 # --------------------------------------------------------------------------- loading
 
 
-def load(bootstrap: str, topic: str, count: int, match_every: int, fmt: str) -> None:
-    """Create ``topic`` and fill it with ``count`` generated events in format ``fmt``."""
+def loader(bootstrap: str, topic: str) -> Producer:
+    """Create ``topic`` (``PARTITIONS`` partitions) and return a producer for loading it
+    in bulk: large lz4 batches."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
-    producer = Producer(
+    return Producer(
         {
             "bootstrap.servers": bootstrap,
-            "linger.ms": 20,
+            "linger.ms": 50,
             "batch.size": 1_000_000,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
         }
     )
+
+
+def load(bootstrap: str, topic: str, count: int, match_every: int, fmt: str) -> None:
+    """Create ``topic`` and fill it with ``count`` generated events in format ``fmt``."""
+    producer = loader(bootstrap, topic)
     encode = (
         encode_event_json
         if fmt == "json"
