@@ -257,6 +257,19 @@ def test_directory_skips_other_rule_types_with_a_reason(tmp_path: Path) -> None:
     assert all(isinstance(s, UnsupportedRuleError) for s in result.skipped)
 
 
+def test_other_rule_types_are_told_by_their_type_line_before_parsing(tmp_path: Path) -> None:
+    good = TOML_RULE.replace("  process.args:(\n", "  process.args:wget\n")
+    # Not valid TOML past its type line: skipped for its type, as Elastic's EQL rules are.
+    _write(tmp_path, "eql.toml", '[rule]\ntype = "eql"\nquery = """never closed\n')
+    # A query rule with another type's word in a table of its own still loads.
+    extra = '\n[[rule.required_fields]]\nname = "x"\ntype = "threshold"\n'
+    _write(tmp_path, "query.toml", good + extra)
+    result = load_rules([tmp_path])
+    assert [r.name for r in result.rules] == ["Test rule"]
+    [skipped] = result.skipped
+    assert (skipped.line, "rule type 'eql' is not supported") == (2, skipped.cause[:32])
+
+
 def test_other_rule_type_named_as_a_file_is_a_failure(tmp_path: Path) -> None:
     text = TOML_RULE.replace('type = "query"', 'type = "threshold"')
     path = _write(tmp_path, "threshold.toml", text)
