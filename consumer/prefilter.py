@@ -74,17 +74,20 @@ class Prefilter:
     ) -> None:
         self.all_rules: Selection = tuple(range(len(rules)))
         queries = [rule.query for rule in rules]
-        self._json = _Anchors(queries, keys=True, spell=_json_forms)
-        self._other = _Anchors(
-            queries, keys=False, spell=_avro_forms if format == "avro" else _any_forms
-        )
-        self._format = format
-        usable = [self._json] if format == "json" else [self._other]
-        if format == "auto":
-            usable.append(self._json)
+        # The anchors for a batch whose records all open with "{", and for any other:
+        # one set when the format decides how every record is read.
+        if format == "json":
+            self._json = self._other = _Anchors(queries, keys=True, spell=_json_forms)
+        elif format == "avro":
+            self._json = self._other = _Anchors(queries, keys=False, spell=_avro_forms)
+        else:
+            self._json = _Anchors(queries, keys=True, spell=_json_forms)
+            self._other = _Anchors(queries, keys=False, spell=_any_forms)
         # Off when asked, or when no rule has an anchor: every rule runs on every record.
-        self.enabled = enabled and any(len(a.always) < len(rules) for a in usable)
-        self.needles = self._json.needles if format != "avro" else self._other.needles
+        self.enabled = enabled and any(
+            len(a.always) < len(rules) for a in (self._json, self._other)
+        )
+        self.needles = self._json.needles
         # The escapes are found apart: two needles this short among the anchors' slowed
         # every scan several times.
         self._find_escapes = _finder(_ESCAPES)
@@ -98,19 +101,23 @@ class Prefilter:
         """False only when no rule can match the record."""
         return bool(self.select(value))
 
-    def scan(self, values: Sequence[bytes]) -> list[tuple[int, Selection]]:
+    def scan(
+        self, values: Sequence[bytes], *, opens_json: bool | None = None
+    ) -> list[tuple[int, Selection]]:
         """``(index, rules)`` of each record of ``values`` some rule could match, in order.
 
         A record left out can match no rule. One scan of the joined batch: most
         batches hold no needle at all, and then nothing per record is built.
+        ``opens_json``: whether every record opens with ``{``, when the caller knows.
         """
         if not self.enabled:
             return [(i, self.all_rules) for i in range(len(values))]
         anchors = self._other
-        if self._format == "json" or (
-            self._format == "auto" and all(map(bytes.startswith, values, repeat(_OPEN_BRACE)))
-        ):
-            anchors = self._json
+        if anchors is not self._json:
+            if opens_json is None:
+                opens_json = all(map(bytes.startswith, values, repeat(_OPEN_BRACE)))
+            if opens_json:
+                anchors = self._json
         joined = _SEPARATOR.join(values)
         hits = anchors.find(joined)
         escapes = self._find_escapes(joined)

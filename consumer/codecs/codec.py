@@ -219,7 +219,9 @@ class EventCodec:
             writers.append(self.raw_writer_schema)
         return not any('"enum"' in writer.canonical for writer in writers)
 
-    def needs_decoding(self, values: Sequence[bytes], positions: Sequence[int]) -> list[int]:
+    def needs_decoding(
+        self, values: Sequence[bytes], positions: Sequence[int], *, opens_json: bool | None = None
+    ) -> list[int]:
         """Indexes of the records of a batch to decode even when no rule can match them.
 
         Those that fail ``looks_decodable``, so they reach the dead-letter topic with the
@@ -227,11 +229,14 @@ class EventCodec:
         records whose position (their offset) is a multiple of ``AVRO_SAMPLE``: a
         producer writing the wrong schema shows in the dead letters within that many.
         Batch-wide checks decide the common batches (all JSON objects in ASCII, or all
-        under known Confluent headers) without a call per record.
+        under known Confluent headers) without a call per record. ``opens_json``: whether
+        every record opens with ``{``, when the caller knows.
         """
         if not values:
             return []
-        if self.format != "avro" and self._all_json_objects(values):
+        if opens_json is None:
+            opens_json = all(map(bytes.startswith, values, repeat(b"{")))
+        if self.format != "avro" and opens_json and self._all_json_objects(values):
             return []
         if self.format != "json" and self._all_known_avro(values):
             return [i for i, position in enumerate(positions) if not position % AVRO_SAMPLE]
@@ -244,9 +249,9 @@ class EventCodec:
         ]
 
     def _all_json_objects(self, values: Sequence[bytes]) -> bool:
+        """Every record, known to open with "{", a JSON object's shape in ASCII."""
         return (
-            all(map(bytes.startswith, values, repeat(b"{")))
-            and all(map(bytes.endswith, values, repeat(b"}")))
+            all(map(bytes.endswith, values, repeat(b"}")))
             and max(map(len, values)) <= self.max_record_bytes
             and all(map(bytes.isascii, values))
         )

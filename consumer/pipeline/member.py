@@ -272,8 +272,11 @@ class Member:
         values = list(map(Message.value, messages))
         if None in values:  # tombstones: empty, so they are dead-lettered as such
             values = [value or b"" for value in values]
-        selected = dict(self.prefilter.scan(values))
-        checked = self.codec.needs_decoding(values, list(map(Message.offset, messages)))
+        # Checked once for both: the prefilter picks its anchors by it, the codec its checks.
+        opens_json = all(map(bytes.startswith, values, repeat(b"{")))
+        selected = dict(self.prefilter.scan(values, opens_json=opens_json))
+        offsets = list(map(Message.offset, messages))
+        checked = self.codec.needs_decoding(values, offsets, opens_json=opens_json)
         if checked:
             # Not matchable but to be checked: decoded, no rule run.
             selected = dict.fromkeys(checked, ()) | selected
