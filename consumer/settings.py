@@ -253,7 +253,7 @@ OPTIONS: tuple[Option, ...] = (
            _int_in(1, 3600), "SECONDS"),
     Option("commit_interval_ms", "--commit-interval-ms", "CONSUMER_COMMIT_INTERVAL_MS", 1000,
            "`1000`", "how often a transaction (or an offset commit) closes, in ms; each costs "
-           "the loop a broker round of ~10-20 ms, and a restart redoes up to this much work",
+           "the loop a broker round of 5-20 ms, and a restart redoes up to this much work",
            _int_in(1, 600_000), "MS"),
     Option("alert_commit_ms", "--alert-commit-ms", "CONSUMER_ALERT_COMMIT_MS", 10, "`10`",
            "when keeping up with its input, how soon a transaction holding a match or an "
