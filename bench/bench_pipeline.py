@@ -4,15 +4,16 @@ memory, CPU per event, start-up.
 One run, one Apache Kafka node (started here, on loopback), the seed rule:
 
 1. load topics: ~1 KB-2 KB realistic endpoint events, JSON and Avro (Confluent framing),
-   at 1 match in 10,000 and 1 in 100, into 4 partitions each;
+   at 1 match in 10,000 and 1 in 100, into 4 partitions each (100,000 distinct events,
+   cycled);
 2. bare consume: a confluent-kafka consumer reading every record (touching its value)
    as fast as it can: the baseline every figure is divided by;
-3. the consumer (``python -m consumer run``, exactly-once) from its first committed offset
-   until its committed offsets reach the end: events/s, ratio to bare, peak RSS, CPU
-   microseconds per event;
+3. the consumer (``python -m consumer run``, exactly-once) from its first record processed
+   to its last (its events-consumed counter on /metrics), then its committed offsets
+   must reach the end: events/s, ratio to bare, peak RSS, CPU microseconds per event;
 4. the peer: a minimal Quix Streams application (``peer_quix.py``, in a venv of its own
-   created on first use) doing the same filtering on the same topic, timed the same way;
-   its match count is checked against the generator's;
+   created on first use) doing the same filtering on the same topic, timed from its first
+   commit to its last (it has no counter to poll); its match count is checked;
 5. start-up: from launching ``python -m consumer run`` to its first record processed
    (its events-consumed counter above 0 on /metrics), the input topic already full, in
    phases read from its log lines; with the seed rule, and with a rules directory
@@ -25,7 +26,7 @@ One run, one Apache Kafka node (started here, on loopback), the seed rule:
 ``--memory-run`` then runs ``bench_memory.py`` (10 million events on a node of its own).
 Machines are noisy: compare the ratios of one run, not figures across runs.
 
-    .venv/bin/python bench/bench_pipeline.py [--events 500000] [--skip-latency] [--skip-quix]
+    .venv/bin/python bench/bench_pipeline.py [--events 1000000] [--skip-latency] [--skip-quix]
         [--prebuilt-rules /tmp/dr/rules] [--memory-run]
 """
 
@@ -66,6 +67,8 @@ CONSUMER_TUNING = {"fetch.wait.max.ms": 50, "fetch.queue.backoff.ms": 5}
 #: The peer, pinned; it lives in a venv of its own: it pins confluent-kafka below ours.
 QUIX_REQUIREMENT = "quixstreams[avro]==3.28.1"
 QUIX_VENV = ROOT / ".cache" / "bench-quix-venv"
+#: Distinct events per topic; more records cycle through them.
+POOL_EVENTS = 100_000
 EVENT_SCHEMA = ROOT / "schemas" / "ecs_process_event.avsc"
 CONSUMED_METRIC = "detection_consumer_events_consumed_total{"
 #: Start-up phases: the log line that ends each (its message's first words), and its name.
@@ -123,16 +126,28 @@ def loader(bootstrap: str, topic: str) -> Producer:
 
 
 def load(bootstrap: str, topic: str, count: int, match_every: int, fmt: str) -> None:
-    """Create ``topic`` and fill it with ``count`` generated events in format ``fmt``."""
+    """Create ``topic`` and fill it with ``count`` records in format ``fmt``: a pool of
+    ``POOL_EVENTS`` generated events encoded once (Avro encoding takes ~160 us an event),
+    cycled. Matches stay at 1 in ``match_every``; a cycle repeats its events' ids, so the
+    alerting core sees repeats of the pool's attacks (deduplicated) after the first."""
     producer = loader(bootstrap, topic)
     encode = (
         encode_event_json
         if fmt == "json"
         else (lambda e: encode_event_avro(e, confluent_schema_id=1, drop_unknown=True))
     )
-    for i, event in enumerate(generate_events(count, match_every=match_every, seed=3)):
-        produce(producer, topic, encode(event), str(i % 64).encode())
+    events = generate_events(min(count, POOL_EVENTS), match_every=match_every, seed=3)
+    pool = [encode(event) for event in events]
+    for i in range(count):
+        produce(producer, topic, pool[i % len(pool)], str(i % 64).encode())
     producer.flush(120)
+
+
+def loaded_matches(count: int, match_every: int) -> int:
+    """How many of ``load``'s ``count`` records the seed rule matches."""
+    pool = min(count, POOL_EVENTS)
+    cycles, rest = divmod(count, pool)
+    return cycles * expected_matches(pool, match_every) + expected_matches(rest, match_every)
 
 
 def produce(producer: Producer, topic: str, value: bytes, key: bytes) -> None:
@@ -188,17 +203,61 @@ def start_member(
 
 
 def consumer_run(bootstrap: str, topic: str, count: int, workdir: Path) -> Result:
-    """Our consumer over ``topic`` from its start to its end."""
-    group = f"bench-{topic}"
-    process = start_member(bootstrap, group, topic, workdir / f"{group}.log")
-    return follow(process, bootstrap, group, topic, count, f"consumer {topic}")
+    """Our consumer over ``topic`` from its first record processed to its last, by its
+    events-consumed counter (polled every 10 ms); then its committed offsets must reach
+    the end (untimed). Its commits happen inside that span, as they are part of its loop;
+    a span timed by commits would be cut to the commit interval (1 s)."""
+    group, port = f"bench-{topic}", free_port()
+    process = start_member(
+        bootstrap, group, topic, workdir / f"{group}.log",
+        "--metrics-port", str(port), "--metrics-host", "127.0.0.1",
+    )  # fmt: skip
+    try:
+        while (first := _consumed(port)) == 0:
+            _alive(process, topic)
+            time.sleep(0.01)
+        started, cpu_start = time.perf_counter(), cpu_seconds(process.pid)
+        while (done := _consumed(port)) < count:
+            _alive(process, topic)
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(process.pid) - cpu_start
+        wait_committed(bootstrap, group, topic, count, process)
+        return Result(
+            f"consumer {topic}", int(done - first), elapsed, peak_rss_kib(process.pid), cpu
+        )
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def _alive(process: subprocess.Popen[bytes], name: str) -> None:
+    if process.poll() is not None:
+        raise RuntimeError(f"{name}: exited {process.returncode}; see its log")
+
+
+def wait_committed(
+    bootstrap: str, group: str, topic: str, count: int, process: subprocess.Popen[bytes]
+) -> None:
+    """Until ``group``'s committed offsets on ``topic`` reach ``count`` (60 s at most)."""
+    reader = offsets_reader(bootstrap, group)
+    try:
+        deadline = time.monotonic() + 60
+        while committed(reader, topic) < count:
+            _alive(process, topic)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{group}: offsets not committed to the end of {topic}")
+            time.sleep(0.05)
+    finally:
+        reader.close()
 
 
 def follow(
     process: subprocess.Popen[bytes], bootstrap: str, group: str, topic: str, count: int, name: str
 ) -> Result:
     """Time ``process`` (a member of ``group``) from its first committed offset on ``topic``
-    until its committed offsets reach ``count``; then stop it.
+    until its committed offsets reach ``count``; then stop it. For the peer, which has no
+    counter to poll: a span cut to its commit interval (1 s), so keep its runs long.
 
     Events are counted from that first commit, so joining the group is not timed. Peak
     RSS and CPU are the process's own (``/proc``), CPU over the timed span only.
@@ -304,7 +363,7 @@ def quix_run(
     with (workdir / f"{group}.log").open("wb") as log:
         process = subprocess.Popen(argv, cwd=state, stdout=log, stderr=subprocess.STDOUT)
     result = follow(process, bootstrap, group, topic, count, f"quix {topic}")
-    found, expected = count_records(bootstrap, output), expected_matches(count, match_every)
+    found, expected = count_records(bootstrap, output), loaded_matches(count, match_every)
     if found != expected:
         raise RuntimeError(f"quix {topic}: {found} matches, the generator made {expected}")
     return result
@@ -604,7 +663,7 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--formats", default="json,avro", help="comma-separated: json, avro")
     parser.add_argument("--match-every", default="10000,100", help="comma-separated rates")
     parser.add_argument("--skip-latency", action="store_true")
