@@ -11,10 +11,10 @@ naming why it was refused and where it came from, so nothing about it is lost.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from consumer.codecs.json_codec import dumps, loads
 from consumer.errors import EventError
 
 DEAD_LETTER_REASON = "x-dead-letter-reason"
@@ -44,7 +44,7 @@ class CandidateRecord:
 
 def encode_candidate(candidate: CandidateRecord) -> bytes:
     """The matches-topic value of ``candidate``."""
-    return json.dumps(
+    return dumps(
         {
             "rule": candidate.rule_uuid,
             "event": candidate.event,
@@ -54,16 +54,14 @@ def encode_candidate(candidate: CandidateRecord) -> bytes:
                 "offset": candidate.offset,
                 "timestamp_ms": candidate.timestamp_ms,
             },
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
+        }
+    )
 
 
 def decode_candidate(value: bytes | None) -> CandidateRecord:
     """Read a matches-topic value; ``EventError`` when it is not one of ours."""
     try:
-        data = json.loads(value or b"")
+        data = loads(value or b"")
         source = data["source"]
         record = CandidateRecord(
             rule_uuid=data["rule"],
