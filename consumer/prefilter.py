@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 from ahocorasick_rs import BytesAhoCorasick
 
+from consumer.batch import SEPARATOR, RecordBatch
 from consumer.kql import KEY, PART, VALUE, Literal, required_literals
 from consumer.rules import Rule
 
@@ -57,8 +58,6 @@ _SINGLE_SCANS = 8
 _CONFIRMED = 2
 # JSON escapes that can hide a literal from a byte scan.
 _ESCAPES = (b"\\u", b"\\/")
-_SEPARATOR = b"\x00"
-_OPEN_BRACE = b"{"
 
 
 class Prefilter:
@@ -101,24 +100,20 @@ class Prefilter:
         """False only when no rule can match the record."""
         return bool(self.select(value))
 
-    def scan(
-        self, values: Sequence[bytes], *, opens_json: bool | None = None
-    ) -> list[tuple[int, Selection]]:
-        """``(index, rules)`` of each record of ``values`` some rule could match, in order.
+    def scan(self, records: RecordBatch | Sequence[bytes]) -> list[tuple[int, Selection]]:
+        """``(index, rules)`` of each record some rule could match, in order.
 
         A record left out can match no rule. One scan of the joined batch: most
         batches hold no needle at all, and then nothing per record is built.
-        ``opens_json``: whether every record opens with ``{``, when the caller knows.
         """
+        batch = records if isinstance(records, RecordBatch) else RecordBatch(records)
+        values = batch.values
         if not self.enabled:
             return [(i, self.all_rules) for i in range(len(values))]
         anchors = self._other
-        if anchors is not self._json:
-            if opens_json is None:
-                opens_json = all(map(bytes.startswith, values, repeat(_OPEN_BRACE)))
-            if opens_json:
-                anchors = self._json
-        joined = _SEPARATOR.join(values)
+        if anchors is not self._json and batch.opens_json:
+            anchors = self._json
+        joined = batch.joined
         hits = anchors.find(joined)
         escapes = self._find_escapes(joined)
         always = anchors.always
@@ -179,7 +174,7 @@ class _Anchors:
                 forms
                 for literals in required_literals(query, keys=keys)[: 1 + _CONFIRMED]
                 for forms in [_merged({f for lit in literals for f in spell(lit)})]
-                if not any(_SEPARATOR in f.needle + f.before for f in forms)
+                if not any(SEPARATOR in f.needle + f.before for f in forms)
             ]
             if not sets:
                 always.append(index)

@@ -52,6 +52,7 @@ from prometheus_client import CollectorRegistry
 
 from consumer.alerting import ALERT, RULE_STATUS, AlertingCore, Candidate
 from consumer.alerting.event_time import event_time
+from consumer.batch import RecordBatch
 from consumer.codecs import DecodeError, EventCodec
 from consumer.detection import Detector
 from consumer.errors import ConsumerError, EventError
@@ -132,6 +133,8 @@ class Member:
         }
         self._cores: dict[int, AlertingCore] = {}
         self._pending: dict[tuple[str, int], int] = {}
+        # Input records read so far: the codec samples Avro records by this count.
+        self._read = 0
         self._last_commit = time.monotonic()
         self._stopping = False
         self._fatal: KafkaError | None = None
@@ -272,11 +275,11 @@ class Member:
         values = list(map(Message.value, messages))
         if None in values:  # tombstones: empty, so they are dead-lettered as such
             values = [value or b"" for value in values]
-        # Checked once for both: the prefilter picks its anchors by it, the codec its checks.
-        opens_json = all(map(bytes.startswith, values, repeat(b"{")))
-        selected = dict(self.prefilter.scan(values, opens_json=opens_json))
-        offsets = list(map(Message.offset, messages))
-        checked = self.codec.needs_decoding(values, offsets, opens_json=opens_json)
+        # One for both: what the prefilter and the codec ask of the batch is worked out once.
+        batch = RecordBatch(values)
+        selected = dict(self.prefilter.scan(batch))
+        checked = self.codec.needs_decoding(batch, self._read)
+        self._read += len(values)
         if checked:
             # Not matchable but to be checked: decoded, no rule run.
             selected = dict.fromkeys(checked, ()) | selected
@@ -285,7 +288,7 @@ class Member:
         if counts is None:
             counts = tally.consumed[topic] = [0, 0, 0]
         counts[0] += len(values)
-        counts[1] += sum(map(len, values))
+        counts[1] += batch.size
         counts[2] += len(values) - len(selected)
         for i in sorted(selected) if checked else selected:
             event = self._on_event(messages[i], values[i], selected[i])

@@ -1,0 +1,77 @@
+"""The records of one topic in a consumed batch, as the prefilter and the codec read them.
+
+Both ask the same questions of every record in a batch (does it open with ``{``, is it
+ASCII, how long is it); asked one record at a time they cost more than the rest of a
+skipped record's path. ``RecordBatch`` answers each once, over the whole batch, with
+C-level passes, and only when first asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from operator import itemgetter
+
+#: Between records in ``RecordBatch.joined``: no prefilter needle holds it.
+SEPARATOR = b"\x00"
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
+
+
+class RecordBatch:
+    """The values (bytes) of one topic's records of a batch, in order."""
+
+    def __init__(self, values: Sequence[bytes]) -> None:
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @cached_property
+    def joined(self) -> bytes:
+        """The records joined by ``SEPARATOR``: one buffer to scan for them all."""
+        return SEPARATOR.join(self.values)
+
+    @cached_property
+    def first_bytes(self) -> bytes | None:
+        """Each record's first byte, or None when a record is empty."""
+        try:
+            return bytes(map(_FIRST, self.values))
+        except IndexError:
+            return None
+
+    @cached_property
+    def opens_json(self) -> bool:
+        """Whether every record opens with ``{``."""
+        firsts = self.first_bytes
+        return firsts is not None and firsts.count(b"{") == len(firsts)
+
+    @cached_property
+    def closes_json(self) -> bool:
+        """Whether every record ends with ``}``."""
+        try:
+            lasts = bytes(map(_LAST, self.values))
+        except IndexError:
+            return False
+        return lasts.count(b"}") == len(lasts)
+
+    @cached_property
+    def ascii(self) -> bool:
+        """Whether every record is ASCII (one pass over the joined buffer)."""
+        return self.joined.isascii()
+
+    @cached_property
+    def size(self) -> int:
+        """The records' bytes, all told."""
+        if "joined" in self.__dict__:  # already built: its length gives the size at once
+            return len(self.joined) - len(self.values) + 1 if self.values else 0
+        return sum(map(len, self.values))
+
+    @cached_property
+    def longest(self) -> int:
+        """The length of the longest record (0 for no record)."""
+        return max(map(len, self.values), default=0)
+
+    def longest_at_most(self, limit: int) -> bool:
+        """Whether no record is longer than ``limit``: the batch's size decides the
+        common case without a pass over the records."""
+        return self.size <= limit or self.longest <= limit
