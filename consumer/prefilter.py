@@ -14,8 +14,8 @@ encoding. A whole value is looked for with its delimiters, which makes short val
 
 - JSON: a value equal to ``v`` is the string ``"v"``; a key ending in ``k`` (a field the
   query needs) is ``k"``, however the path is spelled (nested, dotted or mixed); a part
-  of a value is itself. Used for JSON records (``--input-format json``, or a batch of
-  records that all open with ``{``);
+  of a value, or of a key (the name in ``field:*``), is itself. Used for JSON records
+  (``--input-format json``, or a batch of records that all open with ``{``);
 - Avro: a string is its length (a zig-zag varint) and its UTF-8 bytes, so a value equal
   to ``v`` is ``len(v) v``; keys are not in the bytes, so anchors use values only. For
   a batch that may hold both, each value is looked for in both spellings.
@@ -44,10 +44,10 @@ from itertools import accumulate, repeat
 from operator import add
 from typing import NamedTuple
 
-from ahocorasick_rs import BytesAhoCorasick
+from ahocorasick_rs import BytesAhoCorasick, Implementation
 
 from consumer.batch import SEPARATOR, RecordBatch
-from consumer.kql import KEY, PART, VALUE, Literal, required_literals
+from consumer.kql import KEY, KEY_PART, PART, VALUE, Literal, required_literals
 from consumer.rules import Rule
 
 Selection = tuple[int, ...]
@@ -56,6 +56,8 @@ Find = Callable[[bytes], list[tuple[int, int, int]]]
 _SINGLE_SCANS = 8
 # Required literal sets, after its anchor, a record must also hold to run a rule.
 _CONFIRMED = 2
+# A rule chosen in more records of a batch than this is confirmed by scanning the batch.
+_CONFIRM_ONE_BY_ONE = 64
 # JSON escapes that can hide a literal from a byte scan.
 _ESCAPES = (b"\\u", b"\\/")
 
@@ -127,7 +129,7 @@ class Prefilter:
             for before, not_after, owners in checks[needle]:
                 if _checked(joined, start, end, before, not_after):
                     chosen.setdefault(bisect_right(bounds, start), set()).update(owners)
-        anchors.confirm(chosen, values)
+        anchors.confirm(chosen, values, joined, bounds)
         chosen = {i: rules.union(always) for i, rules in chosen.items() if rules}
         for _escape, start, _end in escapes:
             chosen[bisect_right(bounds, start)] = set(self.all_rules)
@@ -191,21 +193,57 @@ class _Anchors:
             for n in self.needles
         ]
         self.find = _finder(self.needles)
+        # One scan per confirming literal, built when first needed.
+        self._single_scans: dict[bytes, Find] = {}
 
-    def confirm(self, chosen: dict[int, set[int]], values: Sequence[bytes]) -> None:
+    def confirm(
+        self,
+        chosen: dict[int, set[int]],
+        values: Sequence[bytes],
+        joined: bytes,
+        bounds: Sequence[int],
+    ) -> None:
         """Drop from ``chosen`` (record index: rules whose anchor it holds) each rule
-        whose other required sets the record does not hold."""
+        whose other required sets the record does not hold.
+
+        While a rule is left in a few records, each set is looked for in each of them;
+        while in many (its anchor as common as ``event.type:start``), by one scan of the
+        joined batch per literal, which then costs less than a search per record.
+        """
         confirms = self._confirms
+        records_of: dict[int, list[int]] = {}
         for i, rules in chosen.items():
-            value = values[i]
-            rules.difference_update(
-                [
-                    rule
-                    for rule in rules
-                    if rule in confirms
-                    and not all(any(_occurs(value, f) for f in forms) for forms in confirms[rule])
-                ]
-            )
+            for rule in rules:
+                if rule in confirms:
+                    records_of.setdefault(rule, []).append(i)
+        for rule, records in records_of.items():
+            held = records
+            for forms in confirms[rule]:
+                if len(held) > _CONFIRM_ONE_BY_ONE:
+                    holding = self._holding(forms, joined, bounds)
+                    held = [i for i in held if i in holding]
+                else:
+                    held = [i for i in held if any(_occurs(values[i], f) for f in forms)]
+                if not held:
+                    break
+            if len(held) < len(records):
+                for i in set(records).difference(held):
+                    chosen[i].discard(rule)
+
+    def _holding(self, forms: set[Spelling], joined: bytes, bounds: Sequence[int]) -> set[int]:
+        """The records of the joined batch holding one of ``forms``."""
+        found: set[int] = set()
+        for form in forms:
+            for _, start, end in self._scan_for(form.needle)(joined):
+                if _checked(joined, start, end, form.before, form.not_after):
+                    found.add(bisect_right(bounds, start))
+        return found
+
+    def _scan_for(self, needle: bytes) -> Find:
+        find = self._single_scans.get(needle)
+        if find is None:
+            find = self._single_scans[needle] = _finder([needle])
+        return find
 
 
 def _checked(haystack: bytes, start: int, end: int, before: bytes, not_after: bytes) -> bool:
@@ -249,7 +287,10 @@ def _finder(needles: Sequence[bytes]) -> Find:
     needles share one automaton, whose pass then costs less than many scans.
     """
     if len(needles) > _SINGLE_SCANS:
-        find_all = BytesAhoCorasick(list(needles)).find_matches_as_indexes
+        # A DFA: 1.4x the default's speed on ~600 anchors (3.7 against 5.1 us per 2 KB
+        # record), for ~5 MiB and 7 ms to build.
+        automaton = BytesAhoCorasick(list(needles), implementation=Implementation.DFA)
+        find_all = automaton.find_matches_as_indexes
         return lambda haystack: find_all(haystack, overlapping=True)
     singles = [BytesAhoCorasick([n]).find_matches_as_indexes for n in needles]
 
@@ -269,7 +310,9 @@ def _json_forms(literal: Literal) -> set[Spelling]:
         return {Spelling(escaped + b'"', before=b'"', not_after=b":")}
     if literal.kind == KEY:
         return {Spelling(escaped + b'"')}
-    return {Spelling(escaped)}
+    if literal.kind in (PART, KEY_PART):
+        return {Spelling(escaped)}
+    raise ValueError(f"unknown literal kind: {literal}")
 
 
 def _avro_forms(literal: Literal) -> set[Spelling]:

@@ -14,11 +14,12 @@ from typing import Any
 from consumer.errors import KqlSyntaxError
 from consumer.kql.compiler import compile_tree
 from consumer.kql.filters import compile_filters
-from consumer.kql.literals import KEY, PART, VALUE, Literal, fields_of, literals_of
+from consumer.kql.literals import KEY, KEY_PART, PART, VALUE, Literal, fields_of, literals_of
 from consumer.kql.parser import parse
 
 __all__ = [
     "KEY",
+    "KEY_PART",
     "PART",
     "VALUE",
     "KqlSyntaxError",
@@ -48,7 +49,8 @@ def required_literals(text: str, *, keys: bool = False) -> tuple[frozenset[Liter
 
     For each returned set, every event the query matches contains one of the set's
     literals, each as its kind says: a string value equal to it (``VALUE``), one
-    containing it (``PART``) or, with ``keys``, a key ending in it (``KEY``). Only
+    containing it (``PART``) or, with ``keys``, a key ending in it (``KEY``) or holding
+    it (``KEY_PART``, for ``field:*``). Only
     positive tests contribute, values only from exact or wildcard tests on
     case-sensitive keyword-like fields; the most selective set comes first. Empty:
     nothing known.

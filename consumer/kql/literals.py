@@ -7,7 +7,10 @@ matching event contains its text:
 - ``PART``: a string value containing it, from a wildcard test on such a field;
 - ``KEY``: a key ending in it (the last name of a field the query tests positively: a
   field a match must have). JSON spells keys in the record; Avro does not, so keys are
-  asked for only where the records are JSON.
+  asked for only where the records are JSON;
+- ``KEY_PART``: a key containing it, from ``field:*``, which an object meets too: the
+  event may spell the field's name inside a dotted key (``process.parent`` exists in
+  ``{"process.parent.name": ...}``, whose key ends in ``name``).
 
 Only case-sensitive tests in positive positions give values; numeric-looking values and
 ``true``/``false``/``null`` are left out (a number can match with another spelling,
@@ -23,7 +26,7 @@ from consumer.kql import fieldtypes as ft
 from consumer.kql.compiler import LOW_CARDINALITY, distribute
 from consumer.kql.values import as_number
 
-VALUE, PART, KEY = "value", "part", "key"
+VALUE, PART, KEY, KEY_PART = "value", "part", "key", "key part"
 
 
 class Literal(NamedTuple):
@@ -38,8 +41,9 @@ Alternatives = frozenset[Literal]
 _EXACT_KINDS = (ft.KEYWORD, ft.UNKNOWN)
 # How good an anchor a set of alternatives is, best first: values of fields with many
 # values; keys of fields most events lack (powershell.file.script_block_text); values of
-# low-cardinality fields such as event.category, which most events share; keys many
-# events hold (a key is found by its last name: "name" ends hundreds of fields).
+# low-cardinality fields such as event.category, which most events share, and values
+# spelled like a field's last name; keys many events hold (a key is found by its last
+# name: "name" ends hundreds of fields).
 _STRONG, _RARE_KEY, _WEAK, _COMMON_KEY = 0, 1, 2, 3
 # A last name this many known fields share makes a common key.
 _COMMON_NAME = 3
@@ -84,11 +88,10 @@ def _conjuncts(node: ast.Query, prefix: str, keys: bool) -> list[_Ranked]:
             return []
         field = _full(prefix, node.field.name)
         out: list[_Ranked] = []
-        # Not for field:*, which an object satisfies: a decoded event nests dotted keys,
-        # so {"process.parent.name": ...} has process.parent without a key "parent".
-        exists = isinstance(node, ast.FieldMatch) and _is_exists(node.value)
-        if keys and not exists:
+        if keys:
             key = _key_literal(field)
+            if isinstance(node, ast.FieldMatch) and _is_exists(node.value):
+                key = Literal(key.text, KEY_PART)
             common = (
                 "." not in field  # message, tags, @timestamp: on most events
                 or field.startswith(LOW_CARDINALITY)
@@ -97,7 +100,10 @@ def _conjuncts(node: ast.Query, prefix: str, keys: bool) -> list[_Ranked]:
             out.append((frozenset((key,)), _COMMON_KEY if common else _RARE_KEY))
         lit = _value_literal(field, node.value) if isinstance(node, ast.FieldMatch) else None
         if lit is not None:
-            out.append((frozenset((lit,)), _WEAK if field.startswith(LOW_CARDINALITY) else _STRONG))
+            # A value that is also a field's last name ("user", "kernel") is found in
+            # every record holding that key, where records spell their keys.
+            weak = field.startswith(LOW_CARDINALITY) or (keys and ft.fields_named(lit.text) > 0)
+            out.append((frozenset((lit,)), _WEAK if weak else _STRONG))
         return out
     if isinstance(node, ast.And):
         out = []

@@ -175,6 +175,8 @@ _JSON_RECORDS = [
     b'{"process.pid":7}',
     b'{"process.parent.name":"launchd","process":{"name":"tool3"}}',
     '{"process":{"name":"tool5","title":"caf\u00e9"}}'.encode(),
+    b'{"event":{"category":"process"},"process":{"name":"tool3","args":["tool2"]}}',
+    b'{"event":{"category":"process"},"process":{"name":"tool3","args":["tool9"]}}',
 ]
 _OTHER_RECORDS = [
     b"",
@@ -193,12 +195,15 @@ _RULE_SETS = [
     # Dotted keys are nested when decoded: "process.parent.name" makes process.parent.
     [_rule("process.parent:* and process.name:tool3", "o")],
     [_rule("process.parent.name:* and process.name:tool3", "o")],
+    # Confirmed past the anchor, record by record or (in many records) by batch scans.
+    [_rule("event.category:process and process.name:tool3 and process.args:tool2", "c")],
 ]
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    batch=st.lists(st.sampled_from(_JSON_RECORDS), max_size=40),
+    # Past 64 records holding a rule's anchor, its other literals are found by batch scans.
+    batch=st.lists(st.sampled_from(_JSON_RECORDS), max_size=160),
     rules=st.sampled_from(_RULE_SETS),
 )
 def test_one_scan_of_a_batch_selects_for_each_record_what_it_selects_alone(batch, rules) -> None:
@@ -209,7 +214,7 @@ def test_one_scan_of_a_batch_selects_for_each_record_what_it_selects_alone(batch
 
 @settings(max_examples=200, deadline=None)
 @given(
-    batch=st.lists(st.sampled_from(_JSON_RECORDS + _OTHER_RECORDS), max_size=40),
+    batch=st.lists(st.sampled_from(_JSON_RECORDS + _OTHER_RECORDS), max_size=160),
     rules=st.sampled_from(_RULE_SETS),
     fmt=st.sampled_from(["auto", "json", "avro"]),
 )
@@ -257,3 +262,12 @@ def test_a_field_given_by_a_dotted_key_keeps_its_rule() -> None:
     raw = b'{"process.parent.name":"launchd","process":{"name":"tool3"}}'
     assert _matches(rules, raw)
     assert Prefilter(rules).select(raw) == (0,)
+
+
+def test_a_rule_held_by_many_records_is_confirmed_by_batch_scans_alike() -> None:
+    rule = _rule("event.category:process and process.name:tool3 and process.args:tool2", "c")
+    prefilter = Prefilter([rule])
+    both, anchor_only = _JSON_RECORDS[-2], _JSON_RECORDS[-1]
+    batch = [anchor_only, both] * 100  # 200 records hold the anchor: scans confirm it
+    assert prefilter.scan(batch) == [(i, (0,)) for i in range(1, 200, 2)]
+    assert prefilter.scan(batch[:6]) == [(1, (0,)), (3, (0,)), (5, (0,))]

@@ -38,6 +38,7 @@ class Recorder(Mapping):
 def test_public_api() -> None:
     assert set(kql.__all__) == {
         "KEY",
+        "KEY_PART",
         "PART",
         "VALUE",
         "Literal",

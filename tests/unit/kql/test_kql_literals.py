@@ -10,7 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.kql import KEY, PART, VALUE, Literal, compile_query, query_fields, required_literals
+from consumer.kql import (
+    KEY,
+    KEY_PART,
+    PART,
+    VALUE,
+    Literal,
+    compile_query,
+    query_fields,
+    required_literals,
+)
 
 SEED = (
     "event.category:process and event.type:(start or process_started) and\n"
@@ -70,7 +79,7 @@ def test_literals(query: str, expected: tuple) -> None:
         ("process.name.caseless:kextunload", {Literal("name", KEY)}),
         ("process.name.text:kextunload", {Literal("name", KEY)}),
         ("process.pid > 100", {Literal("pid", KEY)}),
-        ("process.name:*", None),  # an object satisfies it, and dotted keys nest
+        ("process.name:*", {Literal("name", KEY_PART)}),  # may be in a dotted key
         ("kextunload", None),
         ("process.*:kextunload", None),
         ("process.name:abc", {Literal("abc", VALUE)}),
@@ -122,6 +131,8 @@ def _holds(event: object, literal: Literal) -> bool:
         return literal.text in values
     if literal.kind == PART:
         return any(literal.text in value for value in values)
+    if literal.kind == KEY_PART:
+        return any(literal.text in key for key in keys)
     return any(key.endswith(literal.text) for key in keys)
 
 
@@ -213,3 +224,10 @@ def test_required_literals_are_sound_on_vectors() -> None:
             checked += 1
             assert any(_holds(event, lit) for lit in alternatives), case["name"]
     assert checked > 20
+
+
+def test_a_value_spelled_like_a_field_name_is_a_weak_anchor_where_keys_are_spelled() -> None:
+    # "kernel" also ends host.os.kernel: in JSON its needle would be found as that key.
+    query = "foo.activity:kernel and process.name:abc"
+    assert required_literals(query)[0] == {Literal("kernel", VALUE)}
+    assert required_literals(query, keys=True)[0] == {Literal("abc", VALUE)}
