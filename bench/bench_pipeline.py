@@ -45,7 +45,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import (
@@ -56,6 +56,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic
+from stream import START, records, templates
 
 from consumer.brokers import KafkaNode, free_port
 from consumer.codecs import encode_event_avro, encode_event_json
@@ -204,7 +205,9 @@ def start_member(
     )  # fmt: skip
 
 
-def consumer_run(bootstrap: str, topic: str, count: int, workdir: Path) -> Result:
+def consumer_run(
+    bootstrap: str, topic: str, count: int, workdir: Path, *rules: str, name: str = ""
+) -> Result:
     """Our consumer over ``topic``, by its events-consumed counter: from the first scrape
     that saw a record processed to the last that saw the topic not yet done, so both
     ends of the span are measured points; then its committed offsets must reach the end
@@ -212,10 +215,11 @@ def consumer_run(bootstrap: str, topic: str, count: int, workdir: Path) -> Resul
     span timed by commits would be cut to the commit interval (1 s). Scrapes are
     ``SCRAPE_INTERVAL`` apart: rendering /metrics holds the member's GIL (a scrape every
     10 ms took ~10% of its time)."""
-    group, port = f"bench-{topic}", free_port()
+    group, port = f"bench-{topic}{name}", free_port()
     process = start_member(
         bootstrap, group, topic, workdir / f"{group}.log",
         "--metrics-port", str(port), "--metrics-host", "127.0.0.1",
+        *[arg for path in rules for arg in ("--rules", path)],
     )  # fmt: skip
     try:
         while (first := _consumed(port)) == 0:
@@ -477,7 +481,9 @@ def print_startup(rows: Sequence[tuple[str, dict[str, float]]]) -> None:
 # --------------------------------------------------------------------------- latency
 
 
-def latency(bootstrap: str, rate: float, seconds: float, workdir: Path) -> tuple[float, float, int]:
+def latency(
+    bootstrap: str, rate: float, match_every: int, seconds: float, workdir: Path
+) -> tuple[float, float, int]:
     """p50 and p99 of (alert readable) - (source record's broker timestamp), in ms."""
     topic, group = "latency-json", "bench-latency"
     alerts = f"{group}-alerts"
@@ -510,49 +516,49 @@ def latency(bootstrap: str, rate: float, seconds: float, workdir: Path) -> tuple
 
     def read_alerts() -> None:
         # Its own thread, so an alert is timed when it becomes readable, not when the
-        # producing loop has a moment to spare.
+        # producing loop has a moment to spare. One record per poll: consume(n) waits
+        # until it has n records or its timeout passes, which added ~25 ms to the p50.
         while not reading.is_set():
-            for message in reader.consume(100, 0.05):
-                if message.error() is None:
-                    source = json.loads(message.value())["kibana.alert.ancestors"][0]
-                    sent_at = sent.get((source["partition"], source["offset"]))
-                    if sent_at is not None:
-                        samples.append((time.time() - sent_at) * 1000)
+            message = reader.poll(0.05)
+            if message is not None and message.error() is None:
+                source = json.loads(message.value())["kibana.alert.ancestors"][0]
+                sent_at = sent.get((source["partition"], source["offset"]))
+                if sent_at is not None:
+                    samples.append((time.time() - sent_at) * 1000)
 
     try:
         reader.subscribe([alerts])
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
         count, interval = int(rate * seconds), 1.0 / rate
-        # Event times are spread so that no 5-minute window holds 100 matches: past the
-        # limit no alert is made, and the latency of the rest could not be measured.
-        # They end now, in order, so none is late or clamped.
-        spread = 30.0
-        start = datetime.now(UTC) - timedelta(seconds=count / spread)
-        _warm_up(producer, reader, topic, start - timedelta(seconds=1))
+        _warm_up(producer, reader, topic, START - timedelta(seconds=1))
         thread = threading.Thread(target=read_alerts, daemon=True)
         thread.start()
-        # Encoded before the clock starts: on two cores, generating events at the
-        # measured rate would take the CPU the consumer is being measured on.
-        values = [
-            encode_event_json(e)
-            for e in generate_events(
-                count, match_every=100, seed=5, start=start, events_per_second=spread
-            )
-        ]
+        # Event times advance so that a 5-minute window holds 75 matches: past the
+        # 100-alert limit no alert is made, and the latency of the rest could not be
+        # measured. Records are made as they are sent (a pool cycled, ids and times
+        # rewritten): the run's records would not fit in memory.
+        pool = templates(10 * match_every, match_every)
+        stream = records(count, pool, events_per_second=max(1, match_every // 4))
         next_at = time.perf_counter()
-        for i, value in enumerate(values):
-            producer.produce(topic, value, key=str(i % 64).encode(), on_delivery=delivered)
+        for i, value in enumerate(stream):
+            attack = i % match_every == match_every - 1
+            producer.produce(
+                topic, value, key=str(i % 64).encode(), on_delivery=delivered if attack else None
+            )
             producer.poll(0)
             next_at += interval
             delay = next_at - time.perf_counter()
             if delay > 0.001:
                 time.sleep(delay)
+        behind = time.perf_counter() - next_at  # > 0: the producer could not keep the rate
         producer.flush(30)
         deadline = time.monotonic() + 15
-        while len(samples) < count // 100 and time.monotonic() < deadline:
+        while len(samples) < count // match_every and time.monotonic() < deadline:
             time.sleep(0.1)
         reading.set()
         thread.join(5)
+        if behind > 1:
+            print(f"  the producer fell {behind:.1f}s behind the rate", flush=True)
         samples.sort()
         return samples[len(samples) // 2], samples[int(len(samples) * 0.99)], len(samples)
     finally:
@@ -663,14 +669,25 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> None:
     """Throughput against bare consume and the peer, start-up, latency: printed."""
     rows = run_topics(bootstrap, args, workdir)
     print_throughput(rows)
+    if args.prebuilt_rules:
+        row = max(rows, key=lambda r: (r.topic.startswith("json"), r.match_every))
+        ours = consumer_run(
+            bootstrap, row.topic, args.events, workdir, args.prebuilt_rules, name="-prebuilt"
+        )
+        print(
+            f"\nall rules of {args.prebuilt_rules} on {row.topic}: {ours.rate:,.0f} ev/s, "
+            f"{ours.rate / row.bare.rate:.2f} of bare consume ({row.bare.rate:,.0f}), "
+            f"CPU {ours.cpu_seconds / ours.events * 1e6:.1f} us/event"
+        )
     if args.startup_runs:
         # The most matches: a restart then has window state to restore, as after alerts.
         run_startup(bootstrap, min(rows, key=lambda row: row.match_every).topic, args, workdir)
     if not args.skip_latency:
-        rate = min(rows[0].ours.rate / 2, 20_000)
-        p50, p99, n = latency(bootstrap, rate, 20, workdir)
+        rate = min(rows[0].ours.rate / 2, args.latency_rate)
+        every = args.latency_match_every
+        p50, p99, n = latency(bootstrap, rate, every, 30, workdir)
         print(
-            f"\nlatency at {rate:,.0f} ev/s (1 match in 100, {n} alerts):"
+            f"\nlatency at {rate:,.0f} ev/s (1 match in {every:,}, {n} alerts):"
             f" p50 {p50:.0f} ms, p99 {p99:.0f} ms"
         )
 
@@ -681,6 +698,14 @@ def main() -> int:
     parser.add_argument("--formats", default="json,avro", help="comma-separated: json, avro")
     parser.add_argument("--match-every", default="10000,100", help="comma-separated rates")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=50_000,
+        help="events/s of the latency run, at most half the measured JSON rate (50,000: "
+        "about what one Python producer sustains here beside the broker and the member)",
+    )
+    parser.add_argument("--latency-match-every", type=int, default=1_000)
     parser.add_argument("--skip-quix", action="store_true", help="no Quix Streams peer")
     parser.add_argument(
         "--quix-guarantee",
@@ -690,7 +715,9 @@ def main() -> int:
     )
     parser.add_argument("--startup-runs", type=int, default=3, help="per rule set; 0: none")
     parser.add_argument(
-        "--prebuilt-rules", metavar="DIR", help="also time start-up with these rules loaded"
+        "--prebuilt-rules",
+        metavar="DIR",
+        help="also time throughput and start-up with these rules loaded",
     )
     parser.add_argument(
         "--memory-run", action="store_true", help="then run bench_memory.py (10M events)"

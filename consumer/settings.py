@@ -256,10 +256,11 @@ OPTIONS: tuple[Option, ...] = (
            "the loop a broker round of 5-20 ms, and a restart redoes up to this much work",
            _int_in(1, 600_000), "MS"),
     Option("alert_commit_ms", "--alert-commit-ms", "CONSUMER_ALERT_COMMIT_MS", 10, "`10`",
-           "when keeping up with its input, how soon a transaction holding a match or an "
-           "alert closes, in ms (at most the commit interval): an alert takes two such "
-           "transactions, so this bounds alert latency; with a backlog (records older than "
-           "the commit interval), the commit interval applies", _int_in(1, 600_000), "MS"),
+           "when keeping up with its input, how soon after the last commit ended a transaction "
+           "holding a match or an alert closes, in ms (at most the commit interval): an "
+           "alert takes two such transactions, so this bounds alert latency; with a backlog "
+           "(records older than the commit interval), the commit interval applies",
+           _int_in(1, 600_000), "MS"),
     Option("prefilter", "--prefilter", "CONSUMER_PREFILTER", "on", "`on`",
            "on: records no rule can match (told from their bytes) and that look well formed "
            "are not decoded; off: decode and check every record", _choice(("on", "off")),

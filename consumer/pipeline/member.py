@@ -450,6 +450,9 @@ class Member:
     def _commit_due(self) -> bool:
         if not self._pending:
             return False
+        # From the end of the last commit: a commit stops the loop for 5-20 ms, and
+        # timed from its start, early commits ran back to back at 50 matches a second,
+        # the loop fell behind its input and latency swung to the interval (~1 s).
         elapsed_ms = (time.monotonic() - self._last_commit) * 1000
         # Work that leads to an alert (a candidate, an alert) commits early once the
         # member has caught up: matches are rare, so that costs few transactions and takes
@@ -464,9 +467,15 @@ class Member:
             self._producer.begin_transaction()
 
     def _commit(self) -> None:
-        """Commit everything since the last commit; on a failed transaction, rewind."""
+        """Commit everything since the last commit; on a failed transaction, rewind.
+        The next commit is due counting from when this one ends."""
+        try:
+            self._commit_transaction()
+        finally:
+            self._last_commit = time.monotonic()
+
+    def _commit_transaction(self) -> None:
         assert self._producer is not None and self._consumer is not None
-        self._last_commit = time.monotonic()
         started = time.perf_counter()
         try:
             self._write_changelog()

@@ -138,3 +138,16 @@ def test_a_match_commits_early_only_once_the_member_has_caught_up() -> None:
     assert not member._commit_due()
     member._last_commit = time.monotonic() - 1.0
     assert member._commit_due()
+
+
+def test_an_early_commit_is_due_counting_from_when_the_last_commit_ended() -> None:
+    import time
+
+    member = Harness(seed_rule()).member
+    member._commit_transaction = lambda: time.sleep(0.05)  # type: ignore[method-assign]
+    member._commit()  # took 50 ms, past the 10 ms an early commit waits
+    member._pending[(INPUT, 0)] = 1
+    member._urgent, member._caught_up = True, True
+    assert not member._commit_due()  # else commits run back to back and the loop lags
+    time.sleep(member.settings.alert_commit_ms / 1000)
+    assert member._commit_due()
