@@ -271,3 +271,18 @@ def test_a_rule_held_by_many_records_is_confirmed_by_batch_scans_alike() -> None
     batch = [anchor_only, both] * 100  # 200 records hold the anchor: scans confirm it
     assert prefilter.scan(batch) == [(i, (0,)) for i in range(1, 200, 2)]
     assert prefilter.scan(batch[:6]) == [(1, (0,)), (3, (0,)), (5, (0,))]
+
+
+def test_escapes_are_found_however_many_backslashes_come_before_them() -> None:
+    rules = [_rule("process.name:bash", "a"), _rule("process.name:kextunload", "b")]
+    hidden = b'{"process":{"name":"kext\\u0075nload"}}'
+    for backslashes in (0, 1, 63, 64, 65, 500):  # walked one by one, then scanned for
+        quoted = b'{"process":{"args":["' + b'\\"' * backslashes + b'"]}}'
+        batch = [quoted, hidden, quoted]
+        assert Prefilter(rules).scan(batch) == [(1, (0, 1))], backslashes
+
+
+def test_an_escaped_backslash_before_a_u_is_no_escape_when_walked() -> None:
+    rules = [_rule("process.name:kextunload", "b")]
+    assert Prefilter(rules).select(b'{"process":{"name":"C:\\\\users"}}') == ()
+    assert Prefilter(rules).select(b'{"process":{"name":"\\\\\\u006b"}}') == (0,)
