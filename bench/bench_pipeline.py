@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import (
     Consumer,
@@ -153,11 +154,13 @@ def loaded_matches(count: int, match_every: int) -> int:
     return cycles * expected_matches(pool, match_every) + expected_matches(rest, match_every)
 
 
-def produce(producer: Producer, topic: str, value: bytes, key: bytes) -> None:
+def produce(
+    producer: Producer, topic: str, value: bytes, key: bytes, on_delivery: Any = None
+) -> None:
     """Produce, waiting for room in the local queue when it is full."""
     while True:
         try:
-            producer.produce(topic, value, key=key)
+            producer.produce(topic, value, key=key, on_delivery=on_delivery)
             return
         except BufferError:
             producer.poll(0.05)
@@ -513,6 +516,7 @@ def latency(
 
     samples: list[float] = []
     reading = threading.Event()
+    thread: threading.Thread | None = None
 
     def read_alerts() -> None:
         # Its own thread, so an alert is timed when it becomes readable, not when the
@@ -542,9 +546,7 @@ def latency(
         next_at = time.perf_counter()
         for i, value in enumerate(stream):
             attack = i % match_every == match_every - 1
-            producer.produce(
-                topic, value, key=str(i % 64).encode(), on_delivery=delivered if attack else None
-            )
+            produce(producer, topic, value, str(i % 64).encode(), delivered if attack else None)
             producer.poll(0)
             next_at += interval
             delay = next_at - time.perf_counter()
@@ -556,12 +558,15 @@ def latency(
         while len(samples) < count // match_every and time.monotonic() < deadline:
             time.sleep(0.1)
         reading.set()
-        thread.join(5)
+        thread.join()
         if behind > 1:
             print(f"  the producer fell {behind:.1f}s behind the rate", flush=True)
         samples.sort()
         return samples[len(samples) // 2], samples[int(len(samples) * 0.99)], len(samples)
     finally:
+        reading.set()
+        if thread is not None:  # closing the reader under its poll hangs
+            thread.join()
         reader.close()
         process.terminate()
         process.wait(60)
