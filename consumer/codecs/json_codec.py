@@ -71,8 +71,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"0" * 9)
 # orjson turns an integer of 19 digits or more (from 2**63 on) into a float.
 _LONG_NUMBER = b"0" * 19
-
-
+# What _orjson_exact answers where only the stdlib may (None is a JSON value).
 _REFUSED = object()
 
 

@@ -50,10 +50,9 @@ def required_literals(text: str, *, keys: bool = False) -> tuple[frozenset[Liter
     For each returned set, every event the query matches contains one of the set's
     literals, each as its kind says: a string value equal to it (``VALUE``), one
     containing it (``PART``) or, with ``keys``, a key ending in it (``KEY``) or holding
-    it (``KEY_PART``, for ``field:*``). Only
-    positive tests contribute, values only from exact or wildcard tests on
-    case-sensitive keyword-like fields; the most selective set comes first. Empty:
-    nothing known.
+    it (``KEY_PART``, for ``field:*``). Only positive tests contribute, values only from
+    exact or wildcard tests on case-sensitive keyword-like fields; the most selective
+    set comes first. Empty: nothing known.
     """
     return literals_of(parse(text), keys=keys)
 
