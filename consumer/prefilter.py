@@ -70,8 +70,8 @@ class Prefilter:
     """``scan(values)``: the records of a batch that some rule could match, with the rules.
 
     ``select(value)`` answers the same for one record: an empty tuple means no rule can
-    match it. ``may_match(value)`` is ``bool(select(value))``. ``format`` is the input
-    format the codec reads (``json``, ``avro`` or ``auto``).
+    match it. ``format`` is the input format the codec reads (``json``, ``avro`` or
+    ``auto``).
     """
 
     def __init__(
@@ -122,10 +122,6 @@ class Prefilter:
         """The rules that could match record ``value`` (all of them when disabled)."""
         found = self.scan([value])
         return found[0][1] if found else ()
-
-    def may_match(self, value: bytes) -> bool:
-        """False only when no rule can match the record."""
-        return bool(self.select(value))
 
     def scan(self, records: RecordBatch | Sequence[bytes]) -> list[tuple[int, Selection]]:
         """``(index, rules)`` of each record some rule could match, in order.

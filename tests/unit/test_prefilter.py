@@ -48,9 +48,9 @@ def test_seed_prefilter_decodes_attacks_and_skips_benign_events() -> None:
     assert b'EndpointSecurity.kext"' in prefilter.needles  # a whole JSON value's end
     for event in CASES:
         if _matches(SEED, json.dumps(event).encode()):
-            assert prefilter.may_match(json.dumps(event).encode())
+            assert prefilter.select(json.dumps(event).encode())
     benign = [json.dumps(e).encode() for e in generate_events(2000, match_every=None)]
-    skipped = sum(not prefilter.may_match(v) for v in benign)
+    skipped = sum(not prefilter.select(v) for v in benign)
     assert skipped > 0.95 * len(benign)
 
 
@@ -59,16 +59,16 @@ def test_escapes_that_can_hide_a_literal_force_a_decode() -> None:
     attack = next(c.event for c in labeled_events().values() if c.matches)
     hidden = json.dumps(attack).replace("kextunload", "kext\\u0075nload").encode()
     assert _matches(SEED, hidden)
-    assert prefilter.may_match(hidden)
+    assert prefilter.select(hidden)
     slashes = json.dumps(attack).replace("/", "\\/").encode()
-    assert prefilter.may_match(slashes)
+    assert prefilter.select(slashes)
 
 
 def test_an_escaped_slash_cannot_hide_a_literal_with_a_slash() -> None:
     rules = [_rule('process.args:"/sbin/kextunload"')]
     raw = b'{"process": {"args": ["\\/sbin\\/kextunload"]}}'
     assert _matches(rules, raw)
-    assert Prefilter(rules).may_match(raw)
+    assert Prefilter(rules).select(raw)
 
 
 def test_a_rule_without_literals_runs_on_every_record_and_the_others_stay_selective() -> None:
