@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench_pipeline import (
+    check_running,
     committed,
     loader,
     offsets_reader,
@@ -64,8 +65,7 @@ def watch(bootstrap: str, count: int, checkpoint: int, workdir: Path) -> tuple[l
                 print(f"  {done:,} committed: peak RSS {peaks[-1] / 1024:.0f} MiB", flush=True)
             if done >= count:
                 return peaks, time.perf_counter() - started
-            if process.poll() is not None:
-                raise RuntimeError(f"member exited {process.returncode}; see {workdir}")
+            check_running(process, "member", workdir)
             time.sleep(0.2)
     finally:
         reader.close()

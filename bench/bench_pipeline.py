@@ -227,13 +227,13 @@ def consumer_run(
     )  # fmt: skip
     try:
         while (first := _consumed(port)) == 0:
-            _alive(process, topic)
+            check_running(process, topic)
             time.sleep(0.01)
         started, cpu_start = time.perf_counter(), cpu_seconds(process.pid)
         last = (started, first, cpu_start)
         while True:
             time.sleep(SCRAPE_INTERVAL)
-            _alive(process, topic)
+            check_running(process, topic)
             at, done, cpu = time.perf_counter(), _consumed(port), cpu_seconds(process.pid)
             if done >= count:
                 break
@@ -250,9 +250,10 @@ def consumer_run(
         process.wait(60)
 
 
-def _alive(process: subprocess.Popen[bytes], name: str) -> None:
+def check_running(process: subprocess.Popen[bytes], name: str, log: object = "its log") -> None:
+    """Raise if ``process`` (a member or the peer, ``name``) has exited."""
     if process.poll() is not None:
-        raise RuntimeError(f"{name}: exited {process.returncode}; see its log")
+        raise RuntimeError(f"{name}: exited {process.returncode}; see {log}")
 
 
 def wait_committed(
@@ -263,7 +264,7 @@ def wait_committed(
     try:
         deadline = time.monotonic() + 60
         while committed(reader, topic) < count:
-            _alive(process, topic)
+            check_running(process, topic)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{group}: offsets not committed to the end of {topic}")
             time.sleep(0.05)
@@ -293,8 +294,7 @@ def follow(
                 elapsed = time.perf_counter() - started
                 cpu = cpu_seconds(process.pid) - cpu_start
                 return Result(name, count - first, elapsed, peak_rss_kib(process.pid), cpu)
-            if process.poll() is not None:
-                raise RuntimeError(f"{name}: exited {process.returncode}; see its log")
+            check_running(process, name)
             time.sleep(0.05)
     finally:
         reader.close()
