@@ -260,6 +260,8 @@ class EventCodec:
         )
 
     def _all_known_avro(self, batch: RecordBatch) -> bool:
+        """Every record under a Confluent header whose schema id the registry knows, and
+        none too long."""
         if self.registry is None or batch.first_bytes is None:
             return False
         if batch.first_bytes.count(CONFLUENT_MAGIC) != len(batch):
