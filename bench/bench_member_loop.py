@@ -1,6 +1,6 @@
 """Throughput of the member's per-record loop alone, without a broker.
 
-Run: ``.venv/bin/python bench/bench_member_loop.py [--match-every 100]``.
+Run: ``.venv/bin/python bench/bench_member_loop.py [--match-every 100] [--format avro]``.
 
 A before/after check for changes to the hot path (bench/bench_pipeline.py measures the
 whole consumer against the raw client). Real ``confluent_kafka.Message`` objects go
@@ -13,7 +13,6 @@ value is printed as the floor.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import time
@@ -22,6 +21,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from consumer.alerting import AlertingCore
+from consumer.codecs import encode_event_avro, encode_event_json
 from consumer.generator import generate_events
 from consumer.pipeline import Member
 from consumer.rules import builtin_rules_path, load_rules
@@ -63,7 +63,15 @@ def _bare(messages: list[Message]) -> float:
     return len(messages) / (time.perf_counter() - started)
 
 
-def run(count: int, match_every: int, rule_paths: list[str]) -> tuple[float, float, float]:
+def _encoder(fmt: str) -> Any:
+    if fmt == "avro":
+        return lambda e: encode_event_avro(e, confluent_schema_id=1, drop_unknown=True)
+    return encode_event_json
+
+
+def run(
+    count: int, match_every: int, rule_paths: list[str], fmt: str
+) -> tuple[float, float, float]:
     rules = load_rules(rule_paths or [builtin_rules_path()]).rules
     settings = Settings(input_topics=("events",), metrics_port=0, instance_id="bench")
     member = Member(settings, rules)
@@ -71,7 +79,8 @@ def run(count: int, match_every: int, rule_paths: list[str]) -> tuple[float, flo
     member._producer = producer  # type: ignore[assignment]
     member._cores[0] = AlertingCore(rules)
     now_ms = int(time.time() * 1000)
-    values = [json.dumps(e).encode() for e in generate_events(count, match_every=match_every)]
+    encode = _encoder(fmt)
+    values = [encode(e) for e in generate_events(count, match_every=match_every)]
     events = _messages("events", values, now_ms)
     bare_rate = _bare(events)
     started = time.perf_counter()
@@ -91,6 +100,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--match-every", type=int, default=100)
     parser.add_argument(
+        "--format", choices=("json", "avro"), default="json",
+        help="record encoding; avro: Confluent framing, schema id 1",
+    )  # fmt: skip
+    parser.add_argument(
         "--rules",
         action="append",
         default=[],
@@ -99,11 +112,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the limit warnings of the flood are expected
-    runs = [run(args.count, args.match_every, args.rules) for _ in range(args.repeat)]
+    runs = [run(args.count, args.match_every, args.rules, args.format) for _ in range(args.repeat)]
     bare, events, candidates = (statistics.median(r[i] for r in runs) for i in range(3))
     rules = len(load_rules(args.rules or [builtin_rules_path()]).rules)
     print(
-        f"{args.count} records, {rules} rule(s), 1 seed match in {args.match_every}, "
+        f"{args.count} {args.format} records, {rules} rule(s), "
+        f"1 seed match in {args.match_every}, "
         f"median of {args.repeat}"
     )
     print(f"bare loop:  {bare:,.0f}/s")

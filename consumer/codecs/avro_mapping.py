@@ -27,17 +27,18 @@ Convert = Callable[[Any], Any]
 # (value, path, unknown-field sink) -> Avro datum
 Encode = Callable[[Any, str, list[str]], Any]
 
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 
-def _fullname(name: str, namespace: str | None) -> str:
+def fullname(name: str, namespace: str | None) -> str:
+    """The full name of a named type written as ``name`` inside ``namespace``."""
     return name if "." in name or not namespace else f"{namespace}.{name}"
 
 
-def _named(schema: Any, namespace: str | None) -> tuple[str, str | None] | None:
+def named_type(schema: Any, namespace: str | None) -> tuple[str, str | None] | None:
     """(full name, namespace for nested names) of a named type definition, else None."""
     if isinstance(schema, dict) and schema.get("type") in ("record", "error", "enum", "fixed"):
-        full = _fullname(schema["name"], schema.get("namespace", namespace))
+        full = fullname(schema["name"], schema.get("namespace", namespace))
         return full, full.rpartition(".")[0] or None
     return None
 
@@ -54,9 +55,9 @@ class _Compiler:
     def decoder(self, schema: Any, namespace: str | None) -> Convert | None:
         """A converter for values of ``schema``, or None when they pass through as is."""
         if isinstance(schema, str):
-            if schema in _PRIMITIVES:
+            if schema in PRIMITIVES:
                 return None
-            full = _fullname(schema, namespace)
+            full = fullname(schema, namespace)
             if full not in self.decoders:
                 raise SchemaError(f"unknown Avro type {schema!r}")
             return self.decoders[full]
@@ -71,7 +72,7 @@ class _Compiler:
         if kind == "map":
             val = self.decoder(schema["values"], namespace)
             return None if val is None else (lambda v: {k: val(x) for k, x in v.items()})
-        named = _named(schema, namespace)
+        named = named_type(schema, namespace)
         if named:
             self.decoders[named[0]] = None
         return None if kind in ("enum", "fixed") else self.decoder(kind, namespace)
@@ -82,7 +83,7 @@ class _Compiler:
             return None
         # fastavro hands back dicts for records and maps, lists for arrays; anything else
         # (strings, numbers, None) passes through.
-        return lambda v: (c(v) if (c := by_kind.get(type(v))) is not None else v)
+        return lambda v: c(v) if (c := by_kind.get(type(v))) is not None else v
 
     def _by_kind(self, branches: list[Any], namespace: str | None, compile_one: Any) -> dict:
         """The converting branches of a union by the Python type of their values."""
@@ -99,13 +100,13 @@ class _Compiler:
 
     def _kind(self, schema: Any, namespace: str | None) -> type:
         if isinstance(schema, str):
-            return self.kinds.get(_fullname(schema, namespace), dict)
+            return self.kinds.get(fullname(schema, namespace), dict)
         if isinstance(schema, dict) and schema.get("type") == "array":
             return list
         return dict
 
     def _record_decoder(self, schema: dict[str, Any], namespace: str | None) -> Convert:
-        full, inner = _named(schema, namespace)  # type: ignore[misc]
+        full, inner = named_type(schema, namespace)  # type: ignore[misc]
         fields: list[tuple[str, str, Convert | None]] = []
 
         def convert(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -132,9 +133,9 @@ class _Compiler:
     def encoder(self, schema: Any, namespace: str | None) -> Encode | None:
         """An encoder for ECS values of ``schema``, or None when they pass through as is."""
         if isinstance(schema, str):
-            if schema in _PRIMITIVES:
+            if schema in PRIMITIVES:
                 return None
-            return self.encoders.get(_fullname(schema, namespace))
+            return self.encoders.get(fullname(schema, namespace))
         if isinstance(schema, list):
             return self._union_encoder(schema, namespace)
         kind = schema["type"]
@@ -159,7 +160,7 @@ class _Compiler:
         by_kind = self._by_kind(branches, namespace, self.encoder)
         if not by_kind:
             return None
-        scalar_branch = any(isinstance(b, str) and b in _PRIMITIVES - {"null"} for b in branches)
+        scalar_branch = any(isinstance(b, str) and b in PRIMITIVES - {"null"} for b in branches)
         # A single value for an array-only field becomes a one-element array (see above).
         lone = None if scalar_branch else by_kind.get(list)
 
@@ -170,7 +171,7 @@ class _Compiler:
         return encode
 
     def _record_encoder(self, schema: dict[str, Any], namespace: str | None) -> Encode:
-        full, inner = _named(schema, namespace)  # type: ignore[misc]
+        full, inner = named_type(schema, namespace)  # type: ignore[misc]
         fields: list[tuple[str, str, Encode | None]] = []
         known: set[str] = set()
 

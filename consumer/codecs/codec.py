@@ -23,7 +23,9 @@ schema is ``avro_unknown_schema``); ``format="json"`` uses rule 3's decoder for 
 
 Avro is read with schema resolution: the writer schema is the record's (by id, or the
 configured raw one), the reader schema is the event schema, so a writer with an extra
-field or without an optional one still decodes into the reader's shape.
+field or without an optional one still decodes into the reader's shape. A record whose
+writer schema is the reader schema (no resolution) is read by code compiled for that
+schema (``avro_reader``), which leaves any record it is unsure of to fastavro.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from fastavro.validation import validate
 
 from consumer.batch import RecordBatch
 from consumer.codecs.avro_mapping import compile_mapping
+from consumer.codecs.avro_reader import NOT_READ, compile_reader
 from consumer.codecs.ecs import nest_dotted_keys
 from consumer.codecs.errors import DecodeError, EncodeError, SchemaError
 from consumer.codecs.json_codec import DEFAULT_MAX_DEPTH, decode_json, encode_event_json
@@ -114,6 +117,9 @@ class EventCodec:
         self._to_event, self._from_event = (
             compile_mapping(reader_schema.raw) if reader_schema is not None else (None, None)
         )
+        # Records of the reader schema itself are read by code compiled for it (see
+        # avro_reader: ~2x faster than fastavro and the mapping, with the same result).
+        self._read_event = compile_reader(reader_schema.raw) if reader_schema is not None else None
         # Avro floats may hold NaN or infinity, and bytes are no JSON value: candidates and
         # alerts are JSON, so such an event is refused here rather than failing the member
         # when it matches. Only a reader schema with such types pays for the check.
@@ -292,18 +298,16 @@ class EventCodec:
                 "no Confluent header and no raw Avro writer schema is configured",
             )
         assert reader is not None  # the constructor guarantees it when Avro is configured
-        buffer = io.BytesIO(value)
-        buffer.seek(offset)
-        # Same canonical form: skip resolution, which fastavro would redo per record.
-        resolve_to = None if writer.canonical == reader.canonical else reader.parsed
-        try:
-            record = fastavro.schemaless_reader(buffer, writer.parsed, resolve_to)
-        except Exception as exc:  # fastavro raises many types on bad input; all mean this
-            raise DecodeError("avro_invalid", f"{type(exc).__name__}: {exc}"[:200]) from None
-        if buffer.tell() != len(value):
-            extra = len(value) - buffer.tell()
-            raise DecodeError("avro_invalid", f"{extra} bytes left after the record")
-        event = self._to_event(record) or {}  # type: ignore[misc]
+        event = None
+        # Same canonical form: no resolution needed, and the compiled reader applies.
+        same = writer.canonical == reader.canonical
+        if same and self._read_event is not None:
+            try:
+                event = self._read_event(value, offset)
+            except NOT_READ:
+                event = None  # fastavro, below, gives the exact event or error
+        if event is None:
+            event = self._read_with_fastavro(value, offset, writer, None if same else reader)
         if self._check_json:
             try:
                 json.dumps(event, allow_nan=False)
@@ -311,6 +315,21 @@ class EventCodec:
                 detail = f"a value JSON cannot carry (NaN, infinity or bytes): {exc}"[:200]
                 raise DecodeError("avro_invalid", detail) from None
         return event
+
+    def _read_with_fastavro(
+        self, value: bytes, offset: int, writer: AvroSchema, reader: AvroSchema | None
+    ) -> dict[str, Any]:
+        buffer = io.BytesIO(value)
+        buffer.seek(offset)
+        resolve_to = reader.parsed if reader is not None else None
+        try:
+            record = fastavro.schemaless_reader(buffer, writer.parsed, resolve_to)
+        except Exception as exc:  # fastavro raises many types on bad input; all mean this
+            raise DecodeError("avro_invalid", f"{type(exc).__name__}: {exc}"[:200]) from None
+        if buffer.tell() != len(value):
+            extra = len(value) - buffer.tell()
+            raise DecodeError("avro_invalid", f"{extra} bytes left after the record")
+        return self._to_event(record) or {}  # type: ignore[misc,no-any-return]
 
     # -- encoding ---------------------------------------------------------------------
     def encode_json(self, event: dict[str, Any]) -> bytes:

@@ -1,0 +1,245 @@
+"""The compiled Avro reader gives what fastavro and the mapping give, or refuses.
+
+A record it reads must decode to the very event fastavro and ``avro_mapping`` give; a
+record it is unsure of (corrupt, or encoded unusually) must raise one of ``NOT_READ``,
+so the codec falls back to fastavro for the exact event or error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from itertools import count
+from typing import Any
+
+import fastavro
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumer.codecs import DecodeError, EventCodec, encode_event_avro
+from consumer.codecs.avro_mapping import compile_mapping
+from consumer.codecs.avro_reader import NOT_READ, Unsure, compile_reader
+from consumer.generator import generate_events
+
+_names = count()
+
+_PRIMITIVE = st.sampled_from(
+    ["null", "boolean", "int", "long", "float", "double", "bytes", "string"]
+)
+
+
+def _record(fields: list[Any], ecs_names: list[bool]) -> dict[str, Any]:
+    n = next(_names)
+    return {
+        "type": "record",
+        "name": f"R{n}",
+        "fields": [
+            {"name": f"f{i}", "type": t} | ({"ecs_name": f"f{i}.ecs"} if ecs else {})
+            for i, (t, ecs) in enumerate(zip(fields, ecs_names, strict=False))
+        ],
+    }
+
+
+def _types(depth: int) -> st.SearchStrategy[Any]:
+    if depth == 0:
+        return _PRIMITIVE
+    inner = _types(depth - 1)
+    return st.one_of(
+        _PRIMITIVE,
+        inner.filter(lambda t: not isinstance(t, list) and t != "null").flatmap(
+            lambda t: st.sampled_from([["null", t], [t, "null"]])
+        ),
+        st.just(["null", "string", "long"]),
+        inner.filter(lambda t: not isinstance(t, list)).map(
+            lambda t: {"type": "array", "items": t}
+        ),
+        inner.filter(lambda t: not isinstance(t, list)).map(lambda t: {"type": "map", "values": t}),
+        st.lists(inner, min_size=0, max_size=4).flatmap(
+            lambda fs: st.lists(st.booleans(), min_size=len(fs), max_size=len(fs)).map(
+                lambda ecs: _record(fs, ecs)
+            )
+        ),
+    )
+
+
+_SCHEMAS = st.lists(_types(3), min_size=1, max_size=6).flatmap(
+    lambda fs: st.lists(st.booleans(), min_size=len(fs), max_size=len(fs)).map(
+        lambda ecs: _record(fs, ecs)
+    )
+)
+
+
+def _datum(schema: Any) -> st.SearchStrategy[Any]:
+    """Values fastavro writes for ``schema`` (records as dicts keyed by Avro name)."""
+    if isinstance(schema, list):
+        return st.one_of(*(_datum(branch) for branch in schema))
+    if isinstance(schema, dict):
+        if schema["type"] == "array":
+            return st.lists(_datum(schema["items"]), max_size=3)
+        if schema["type"] == "map":
+            return st.dictionaries(st.text(max_size=3), _datum(schema["values"]), max_size=3)
+        fields = {f["name"]: _datum(f["type"]) for f in schema["fields"]}
+        return st.fixed_dictionaries(fields)
+    return {
+        "null": st.none(),
+        "boolean": st.booleans(),
+        "int": st.integers(-(2**31), 2**31 - 1),
+        "long": st.integers(-(2**63), 2**63 - 1),
+        "float": st.floats(width=32, allow_nan=False),
+        "double": st.floats(allow_nan=False),
+        "bytes": st.binary(max_size=80),
+        "string": st.text(max_size=80),
+    }[schema]
+
+
+_CASES = _SCHEMAS.flatmap(lambda s: st.tuples(st.just(s), _datum(s)))
+
+
+def _write(schema: dict[str, Any], datum: Any) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), datum)
+    return out.getvalue()
+
+
+def _reference(schema: dict[str, Any], data: bytes) -> dict[str, Any]:
+    """fastavro, then the mapping: what the codec decoded before the compiled reader."""
+    buffer = io.BytesIO(data)
+    record = fastavro.schemaless_reader(buffer, fastavro.parse_schema(schema), None)
+    if buffer.tell() != len(data):
+        raise ValueError("bytes left after the record")
+    return compile_mapping(schema)[0](record) or {}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_CASES)
+def test_reads_what_fastavro_and_the_mapping_read(case: tuple[dict[str, Any], Any]) -> None:
+    schema, datum = case
+    read = compile_reader(schema)
+    assert read is not None, json.dumps(schema)
+    data = _write(schema, datum)
+    try:
+        fast = read(data, 0)
+    except Unsure as refused:
+        # Arrays of items written in no bytes (nulls, empty records) longer than the
+        # record are left to fastavro: the one refusal of a well-formed record.
+        assert str(refused) == "count"
+        return
+    assert fast == _reference(schema, data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_CASES, st.data())
+def test_a_corrupt_record_is_refused_or_read_as_fastavro_reads_it(
+    case: tuple[dict[str, Any], Any], data: st.DataObject
+) -> None:
+    schema, datum = case
+    record = bytearray(_write(schema, datum))
+    edit = data.draw(st.sampled_from(["flip", "cut", "append"]))
+    if edit == "flip" and record:
+        at = data.draw(st.integers(0, len(record) - 1))
+        record[at] = data.draw(st.integers(0, 255))
+    elif edit == "cut" and record:
+        record = record[: data.draw(st.integers(0, len(record) - 1))]
+    else:
+        record += data.draw(st.binary(min_size=1, max_size=3))
+    read = compile_reader(schema)
+    assert read is not None
+    try:
+        fast = read(bytes(record), 0)
+    except NOT_READ:
+        return  # the codec then asks fastavro
+    # By repr: a flipped byte can make a NaN, which equals nothing, itself included.
+    assert repr(fast) == repr(_reference(schema, bytes(record)))
+
+
+def test_every_generated_event_reads_as_before(codec: EventCodec) -> None:
+    read = compile_reader(codec.reader_schema.raw)  # type: ignore[union-attr]
+    assert read is not None
+    for event in generate_events(2000, match_every=50):
+        record = encode_event_avro(event, confluent_schema_id=1, drop_unknown=True)
+        assert read(record, 5) == _reference(codec.reader_schema.raw, record[5:])  # type: ignore[union-attr]
+
+
+def test_blocks_with_a_negative_count_and_a_size() -> None:
+    schema = {
+        "type": "record",
+        "name": "A",
+        "fields": [{"name": "xs", "type": {"type": "array", "items": "long"}}],
+    }
+    # Two items as one block written with its byte size: count -2 (zigzag 3), size 2,
+    # items 1 and -1 (zigzag 2 and 1), then the closing count 0.
+    data = bytes([3, 4, 2, 1, 0])
+    read = compile_reader(schema)
+    assert read is not None
+    assert read(data, 0) == _reference(schema, data) == {"xs": [1, -1]}
+
+
+@pytest.mark.parametrize(
+    ("field_type", "data"),
+    [
+        ("boolean", bytes([2])),  # fastavro: True
+        ("long", bytes([0xFF] * 9 + [0x7F])),  # more than 64 bits
+        ("long", bytes([0xFF] * 10 + [0x01])),  # more than 10 bytes
+        ("long", bytes([0x80, 0x00])),  # 0, written long
+        ("int", bytes([0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])),  # past 32 bits
+        ("string", bytes([1])),  # length -1
+        (["null", "string"], bytes([4])),  # no third branch
+        ({"type": "array", "items": "null"}, bytes([10, 0])),  # 5 nulls in 2 bytes
+    ],
+    ids=["boolean 2", "long past 64 bits", "long of 11 bytes", "long 0 in 2 bytes",
+         "int past 32 bits", "negative length", "union tag out of range", "nulls"],
+)  # fmt: skip
+def test_odd_encodings_are_refused_or_read_as_fastavro_reads_them(
+    field_type: Any, data: bytes
+) -> None:
+    schema = {"type": "record", "name": "A", "fields": [{"name": "x", "type": field_type}]}
+    read = compile_reader(schema)
+    assert read is not None
+    try:
+        fast = read(data, 0)
+    except NOT_READ:
+        return
+    assert fast == _reference(schema, data)
+
+
+@pytest.mark.parametrize(
+    "field_type",
+    [
+        {"type": "enum", "name": "E", "symbols": ["A", "B"]},
+        {"type": "fixed", "name": "F", "size": 4},
+        {"type": "long", "logicalType": "timestamp-millis"},
+        [
+            "null",
+            {"type": "map", "values": "string"},
+            {"type": "record", "name": "B", "fields": []},
+        ],
+    ],
+    ids=["enum", "fixed", "logical type", "record and map in one union"],
+)
+def test_schemas_it_does_not_cover_get_no_reader(field_type: Any) -> None:
+    schema = {"type": "record", "name": "A", "fields": [{"name": "x", "type": field_type}]}
+    assert compile_reader(schema) is None
+
+
+def test_the_codec_reads_its_own_schema_without_fastavro(
+    codec: EventCodec, defend_event: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = encode_event_avro(defend_event, confluent_schema_id=1, drop_unknown=True)
+    expected = codec.decode(record)
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("fastavro was asked")
+
+    monkeypatch.setattr(fastavro, "schemaless_reader", refuse)
+    assert codec.decode(record) == expected
+
+
+def test_a_truncated_record_still_fails_as_fastavro_says(
+    codec: EventCodec, defend_event: dict[str, Any]
+) -> None:
+    record = encode_event_avro(defend_event, confluent_schema_id=1, drop_unknown=True)
+    with pytest.raises(DecodeError) as failure:
+        codec.decode(record[:-3])
+    assert failure.value.reason == "avro_invalid"
+    assert "EOFError" in failure.value.detail or "Error" in failure.value.detail
