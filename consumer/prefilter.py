@@ -2,7 +2,7 @@
 
 Every KQL query exposes literals a matching event must contain (``required_literals``);
 for each rule the most selective set of alternatives is its anchor. One scan of a whole
-batch (its records joined, one Aho-Corasick pass) finds the anchors present and the
+batch (its records joined, one multi-literal pass) finds the anchors present and the
 records holding them: only those records are decoded, and each runs only the rules
 whose anchors it holds (plus rules with no anchor at all). Almost every endpoint event
 fails the seed rule's ``EndpointSecurity.kext`` test, so almost none is decoded; with
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import accumulate, repeat
 from operator import add
@@ -56,6 +57,12 @@ Find = Callable[[bytes], list[tuple[int, int, int]]]
 _SINGLE_SCANS = 8
 # Required literal sets, after its anchor, a record must also hold to run a rule.
 _CONFIRMED = 2
+# Required literal sets of a rule that may become its anchor when the stream is measured.
+_CANDIDATE_SETS = 6
+# Anchors are chosen again from the needles' counts in a batch of at least this many
+# records, first thing and then after every _MEASURE_EVERY records scanned.
+_MEASURED_BATCH = 100
+_MEASURE_EVERY = 1_000_000
 # A rule chosen in more records of a batch than this is confirmed by scanning the batch.
 _CONFIRM_ONE_BY_ONE = 64
 # JSON escapes that can hide a literal from a byte scan.
@@ -92,10 +99,14 @@ class Prefilter:
         self.enabled = enabled and any(
             len(a.always) < len(rules) for a in (self._json, self._other)
         )
-        self.needles = self._json.needles
         # The escapes are found apart: two needles this short among the anchors' slowed
         # every scan several times.
         self._find_escapes = _finder(_ESCAPES)
+
+    @property
+    def needles(self) -> tuple[bytes, ...]:
+        """What a scan of JSON records looks for now (the anchors' needles)."""
+        return self._json.needles
 
     def _escapes(self, joined: bytes) -> list[int]:
         """Where the escapes that can hide a literal (``\\u``, ``\\/``) start.
@@ -137,6 +148,8 @@ class Prefilter:
         if anchors is not self._json and batch.opens_json:
             anchors = self._json
         joined = batch.joined
+        if anchors.measure_due(len(values)):
+            anchors.measure(joined)
         hits = anchors.find(joined)
         escapes = self._escapes(joined)
         always = anchors.always
@@ -186,36 +199,76 @@ class _Anchors:
     ``_CONFIRMED``) before it is selected: an anchor as common as ``event.type:start``
     then lets through only the records that also hold the rule's rarer literals. Those
     are looked for in the few records the scan selected, not in the batch.
+
+    Which set anchors a rule is first guessed from the query (``required_literals``
+    ranks them), then measured: ``measure`` counts every candidate set's needles in a
+    batch and anchors each rule on its least found set. Any required set is a sound
+    anchor, as a matching record holds each; the measure only decides which costs least.
+    On endpoint events, ``event.module:endpoint`` (the guess for a rule that also needs
+    ``event.kind:alert``) is on every record, ``alert`` on almost none.
     """
 
     def __init__(self, queries: Sequence[str], *, keys: bool, spell: Spell) -> None:
         always: list[int] = []
-        checks: dict[bytes, dict[tuple[bytes, bytes], set[int]]] = {}
-        self._confirms: dict[int, list[set[Spelling]]] = {}
+        # Each rule's candidate sets, in the query's ranking: the first anchors it.
+        self._sets: dict[int, list[set[Spelling]]] = {}
         for index, query in enumerate(queries):
             sets = [
                 forms
-                for literals in required_literals(query, keys=keys)[: 1 + _CONFIRMED]
+                for literals in required_literals(query, keys=keys)[:_CANDIDATE_SETS]
                 for forms in [_merged({f for lit in literals for f in spell(lit)})]
                 if not any(SEPARATOR in f.needle + f.before for f in forms)
             ]
-            if not sets:
+            if sets:
+                self._sets[index] = sets
+            else:
                 always.append(index)
-                continue
-            for form in sets[0]:
+        self.always: Selection = tuple(always)
+        # One scan per confirming literal, built when first needed.
+        self._single_scans: dict[bytes, Find] = {}
+        self._count_all: Find | None = None
+        self._measure_in = 0  # records to scan before the next measure
+        self._arrange(self._sets)
+
+    def _arrange(self, sets: dict[int, list[set[Spelling]]]) -> None:
+        """Anchor each rule on its first set; confirm with the next ``_CONFIRMED``."""
+        checks: dict[bytes, dict[tuple[bytes, bytes], set[int]]] = {}
+        self._confirms: dict[int, list[set[Spelling]]] = {}
+        for index, ordered in sets.items():
+            for form in ordered[0]:
                 by_check = checks.setdefault(form.needle, {})
                 by_check.setdefault((form.before, form.not_after), set()).add(index)
-            if len(sets) > 1:
-                self._confirms[index] = sets[1:]
-        self.always: Selection = tuple(always)
+            if len(ordered) > 1:
+                self._confirms[index] = ordered[1 : 1 + _CONFIRMED]
+        self._anchored = {index: ordered[0] for index, ordered in sets.items()}
         self.needles = tuple(checks)
         self.checks = [
             tuple((*check, frozenset(owners)) for check, owners in checks[n].items())
             for n in self.needles
         ]
         self.find = _finder(self.needles)
-        # One scan per confirming literal, built when first needed.
-        self._single_scans: dict[bytes, Find] = {}
+
+    def measure_due(self, records: int) -> bool:
+        """Count ``records`` scanned; whether this batch should be measured first."""
+        self._measure_in -= records
+        return self._measure_in <= 0 and records >= _MEASURED_BATCH
+
+    def measure(self, joined: bytes) -> None:
+        """Anchor each rule on its candidate set whose needles ``joined`` holds least
+        (ties keep the query's ranking); the automaton is rebuilt only on a change."""
+        self._measure_in = _MEASURE_EVERY
+        if self._count_all is None:
+            needles = {f.needle for sets in self._sets.values() for fs in sets for f in fs}
+            self._all_needles = tuple(needles)
+            self._count_all = _finder(self._all_needles)
+        found = Counter(self._all_needles[n] for n, _, _ in self._count_all(joined))
+
+        def cost(forms: set[Spelling]) -> int:
+            return sum(found[form.needle] for form in forms)
+
+        ordered = {index: sorted(sets, key=cost) for index, sets in self._sets.items()}
+        if any(ordered[i][0] is not anchor for i, anchor in self._anchored.items()):
+            self._arrange(ordered)
 
     def confirm(
         self,

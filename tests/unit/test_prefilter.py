@@ -214,13 +214,17 @@ def test_one_scan_of_a_batch_selects_for_each_record_what_it_selects_alone(batch
 
 @settings(max_examples=200, deadline=None)
 @given(
+    # The first batch of 100 records or more is measured: the anchors then follow it.
+    measured=st.lists(st.sampled_from(_JSON_RECORDS + _OTHER_RECORDS), max_size=160),
     batch=st.lists(st.sampled_from(_JSON_RECORDS + _OTHER_RECORDS), max_size=160),
     rules=st.sampled_from(_RULE_SETS),
     fmt=st.sampled_from(["auto", "json", "avro"]),
 )
-def test_a_mixed_batch_leaves_out_no_rule_a_record_matches(batch, rules, fmt) -> None:
+def test_a_mixed_batch_leaves_out_no_rule_a_record_matches(measured, batch, rules, fmt) -> None:
     codec = EventCodec.from_schema_dir(default_schema_dir(), format=fmt)
-    selected = dict(Prefilter(rules, format=fmt).scan(batch))
+    prefilter = Prefilter(rules, format=fmt)
+    prefilter.scan(measured)
+    selected = dict(prefilter.scan(batch))
     detector = Detector(rules)
     for i, raw in enumerate(batch):
         try:
@@ -286,3 +290,25 @@ def test_an_escaped_backslash_before_a_u_is_no_escape_when_walked() -> None:
     rules = [_rule("process.name:kextunload", "b")]
     assert Prefilter(rules).select(b'{"process":{"name":"C:\\\\users"}}') == ()
     assert Prefilter(rules).select(b'{"process":{"name":"\\\\\\u006b"}}') == (0,)
+
+
+def test_a_rule_is_anchored_on_the_literal_its_stream_holds_least() -> None:
+    rules = [_rule("event.kind:alert and event.module:(endpoint and not endgame)", "a")]
+    prefilter = Prefilter(rules, format="json")
+    assert b'endpoint"' in prefilter.needles  # the query's guess: the longer value
+    event = b'{"event":{"kind":"event","module":"endpoint"},"process":{"name":"ls"}}'
+    alert = b'{"event":{"kind":"alert","module":"endpoint"}}'
+    assert prefilter.scan([event] * 99 + [alert]) == [(99, (0,))]
+    # Measured on that batch: "endpoint" is on every record, "alert" on one.
+    assert prefilter.needles == (b'alert"',)
+    assert prefilter.scan([event] * 3 + [alert]) == [(3, (0,))]
+
+
+def test_a_small_batch_keeps_the_anchors_until_a_large_one_comes() -> None:
+    rules = [_rule("event.kind:alert and event.module:endpoint", "a")]
+    prefilter = Prefilter(rules, format="json")
+    event = b'{"event":{"kind":"event","module":"endpoint"}}'
+    prefilter.scan([event] * 99)
+    assert b'endpoint"' in prefilter.needles
+    prefilter.scan([event] * 100)
+    assert prefilter.needles == (b'alert"',)
