@@ -45,7 +45,8 @@ from itertools import accumulate, repeat
 from operator import add
 from typing import NamedTuple
 
-from ahocorasick_rs import BytesAhoCorasick, Implementation
+import hyperscan
+from ahocorasick_rs import BytesAhoCorasick
 
 from consumer.batch import SEPARATOR, RecordBatch
 from consumer.kql import KEY, KEY_PART, PART, VALUE, Literal, required_literals
@@ -53,8 +54,9 @@ from consumer.rules import Rule
 
 Selection = tuple[int, ...]
 Find = Callable[[bytes], list[tuple[int, int, int]]]
-# Up to this many needles, one scan per needle beats one automaton of them all.
-_SINGLE_SCANS = 8
+# Up to this many needles, one scan per needle beats one Hyperscan pass over them all
+# (the two cost the same at 16 anchors of the prebuilt rules on 2 KB events).
+_SINGLE_SCANS = 16
 # Required literal sets, after its anchor, a record must also hold to run a rule.
 _CONFIRMED = 2
 # Required literal sets of a rule that may become its anchor when the stream is measured.
@@ -358,14 +360,10 @@ def _finder(needles: Sequence[bytes]) -> Find:
     One automaton of a single needle scans with SIMD substring search; one automaton
     of a few needles picks its prefilter by byte rarity in ordinary text, and on JSON
     (quotes, slashes) ran up to a hundred times slower than as many single scans. Many
-    needles share one automaton, whose pass then costs less than many scans.
+    needles share one Hyperscan database, whose pass then costs less than many scans.
     """
     if len(needles) > _SINGLE_SCANS:
-        # A DFA: 1.4x the default's speed on ~600 anchors (3.7 against 5.1 us per 2 KB
-        # record), for ~5 MiB and 7 ms to build.
-        automaton = BytesAhoCorasick(list(needles), implementation=Implementation.DFA)
-        find_all = automaton.find_matches_as_indexes
-        return lambda haystack: find_all(haystack, overlapping=True)
+        return _many_finder(needles)
     singles = [BytesAhoCorasick([n]).find_matches_as_indexes for n in needles]
 
     def find(haystack: bytes) -> list[tuple[int, int, int]]:
@@ -374,6 +372,37 @@ def _finder(needles: Sequence[bytes]) -> Find:
             for index, find_one in enumerate(singles)
             for _, start, end in find_one(haystack, overlapping=True)
         ]
+
+    return find
+
+
+def _many_finder(needles: Sequence[bytes]) -> Find:
+    """Every occurrence of many needles in one Hyperscan pass (SIMD literal matching).
+
+    On the ~600 anchors of Elastic's prebuilt rules over 2 KB endpoint events: 0.5 us a
+    record, against 3.2 for an Aho-Corasick DFA (which also took ~5 MiB). Hyperscan
+    reports each occurrence's end through a callback, as Aho-Corasick with overlaps
+    does; the start follows from the needle's length.
+    """
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(
+        expressions=list(needles),
+        ids=list(range(len(needles))),
+        elements=len(needles),
+        flags=[0] * len(needles),
+        literal=True,
+    )
+    lengths = [len(needle) for needle in needles]
+
+    def find(haystack: bytes) -> list[tuple[int, int, int]]:
+        found: list[tuple[int, int, int]] = []
+        add = found.append
+
+        def on_match(index: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            add((index, end - lengths[index], end))
+
+        database.scan(haystack, match_event_handler=on_match)
+        return found
 
     return find
 
