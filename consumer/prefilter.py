@@ -1,12 +1,13 @@
 """Tell from records' raw bytes which rules could match them, before decoding them.
 
 Every KQL query exposes literals a matching event must contain (``required_literals``);
-for each rule the most selective set of alternatives is its anchor. One scan of a whole
-batch (its records joined, one multi-literal pass) finds the anchors present and the
-records holding them: only those records are decoded, and each runs only the rules
-whose anchors it holds (plus rules with no anchor at all). Almost every endpoint event
-fails the seed rule's ``EndpointSecurity.kext`` test, so almost none is decoded; with
-hundreds of rules loaded, each record runs only the few rules whose anchors it holds.
+for each rule, the set of alternatives its stream holds least (measured on a batch,
+see ``_Anchors``) is its anchor. One scan of a whole batch (its records joined, one
+multi-literal pass) finds the anchors present and the records holding them: only
+those records are decoded, and each runs only the rules whose anchors it holds (plus
+rules with no anchor at all). Almost every endpoint event fails the seed rule's
+``EndpointSecurity.kext`` test, so almost none is decoded; with hundreds of rules
+loaded, each record runs only the few rules whose anchors it holds.
 
 How a literal shows in the bytes depends on the encoding, so anchors are chosen per
 encoding. A whole value is looked for with its delimiters, which makes short values
@@ -228,6 +229,8 @@ class _Anchors:
         self.always: Selection = tuple(always)
         # One scan per confirming literal, built when first needed.
         self._single_scans: dict[bytes, Find] = {}
+        # Every candidate set's needles, counted by ``measure``: built when first needed.
+        self._all_needles: tuple[bytes, ...] = ()
         self._count_all: Find | None = None
         self._measure_in = 0  # records to scan before the next measure
         self._arrange(self._sets)
@@ -257,7 +260,7 @@ class _Anchors:
 
     def measure(self, joined: bytes) -> None:
         """Anchor each rule on its candidate set whose needles ``joined`` holds least
-        (ties keep the query's ranking); the automaton is rebuilt only on a change."""
+        (ties keep the query's ranking); the scan is rebuilt only on a change."""
         self._measure_in = _MEASURE_EVERY
         if self._count_all is None:
             needles = {f.needle for sets in self._sets.values() for fs in sets for f in fs}
