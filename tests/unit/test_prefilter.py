@@ -209,8 +209,10 @@ _RULE_SETS = [
 )
 def test_one_scan_of_a_batch_selects_for_each_record_what_it_selects_alone(batch, rules) -> None:
     prefilter = Prefilter(rules)
+    # Scanned first: a batch of 100 records or more is measured, which may move anchors.
+    scanned = prefilter.scan(batch)
     alone = [(i, prefilter.select(v)) for i, v in enumerate(batch)]
-    assert prefilter.scan(batch) == [(i, chosen) for i, chosen in alone if chosen]
+    assert scanned == [(i, chosen) for i, chosen in alone if chosen]
 
 
 @settings(max_examples=200, deadline=None)
