@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from consumer.alerting import StateRecord
 from consumer.errors import ConsumerError
@@ -39,7 +40,7 @@ def restore_records(
         # Watermarks first, then assign at the low one: assigned at OFFSET_BEGINNING
         # before its leader was known, the client waited out a 500 ms retry timer to
         # look the offset up, for every partition restored.
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10.0)
+        low, high = _watermarks(consumer, topic, partition, timeout)
         if high <= low:
             return []
         consumer.assign([TopicPartition(topic, partition, low)])
@@ -63,6 +64,40 @@ def restore_records(
         return [StateRecord(key, value) for key, value in latest.items()]
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, topic: str, partition: int, timeout: float) -> tuple[int, int]:
+    """The partition's (low, high) offsets, asked again while the broker answers with a
+    retriable error: a changelog topic created a moment ago has no leader yet
+    (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE), which must not end the member."""
+    retrying = Retrying(
+        retry=retry_if_exception(_retriable),
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.05, max=1.0),
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=min(10.0, timeout)
+            )
+    return low, high
+
+
+# What a partition's leader answers, or its absence means, while a topic is being made.
+_NOT_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._TIMED_OUT,
+}
+
+
+def _retriable(exc: BaseException) -> bool:
+    if not isinstance(exc, KafkaException):
+        return False
+    error = exc.args[0]
+    return error.retriable() or error.code() in _NOT_YET
 
 
 def _position(consumer: Consumer, topic: str, partition: int) -> int:
