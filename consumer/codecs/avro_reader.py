@@ -220,7 +220,8 @@ class _Writer:
         self.sources.append(
             "\n".join(
                 [
-                    f"def {name}(data, pos):  # {full}",
+                    # Names are data: only their repr (no newline) reaches the source.
+                    f"def {name}(data, pos):  # {full!r}",
                     "    out = {}",
                     *_indent(body),
                     "    return (out or None), pos",
@@ -276,6 +277,8 @@ def compile_reader(schema: dict[str, Any]) -> ReadEvent | None:
 
     The reader raises one of ``NOT_READ`` for any record it cannot read as fastavro would.
     """
+    if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
+        return None
     writer = _Writer()
     try:
         top = writer.record(schema, None)

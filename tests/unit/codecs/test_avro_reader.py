@@ -243,3 +243,15 @@ def test_a_truncated_record_still_fails_as_fastavro_says(
         codec.decode(record[:-3])
     assert failure.value.reason == "avro_invalid"
     assert "EOFError" in failure.value.detail or "Error" in failure.value.detail
+
+
+def test_names_in_the_schema_never_become_code() -> None:
+    name = "A\nraise SystemExit('injected')"
+    schema = {"type": "record", "name": name, "fields": [{"name": "x", "type": "long"}]}
+    read = compile_reader(schema)
+    assert read is not None
+    assert read(bytes([4]), 0) == {"x": 2}
+
+
+def test_a_schema_that_is_no_record_gets_no_reader() -> None:
+    assert compile_reader({"type": "array", "items": "long"}) is None  # type: ignore[arg-type]
