@@ -298,14 +298,9 @@ class EventCodec:
                 "no Confluent header and no raw Avro writer schema is configured",
             )
         assert reader is not None  # the constructor guarantees it when Avro is configured
-        event = None
         # Same canonical form: no resolution needed, and the compiled reader applies.
         same = writer.canonical == reader.canonical
-        if same and self._read_event is not None:
-            try:
-                event = self._read_event(value, offset)
-            except NOT_READ:
-                event = None  # fastavro, below, gives the exact event or error
+        event = self._read_compiled(value, offset) if same else None
         if event is None:
             event = self._read_with_fastavro(value, offset, writer, None if same else reader)
         if self._check_json:
@@ -315,6 +310,16 @@ class EventCodec:
                 detail = f"a value JSON cannot carry (NaN, infinity or bytes): {exc}"[:200]
                 raise DecodeError("avro_invalid", detail) from None
         return event
+
+    def _read_compiled(self, value: bytes, offset: int) -> dict[str, Any] | None:
+        """The event by the reader compiled for the reader schema; None when there is no
+        such reader or it is unsure of the record (fastavro then gives the event or error)."""
+        if self._read_event is None:
+            return None
+        try:
+            return self._read_event(value, offset)
+        except NOT_READ:
+            return None
 
     def _read_with_fastavro(
         self, value: bytes, offset: int, writer: AvroSchema, reader: AvroSchema | None
