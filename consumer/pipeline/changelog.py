@@ -36,6 +36,7 @@ def restore_records(
 ) -> list[StateRecord]:
     """Every record of changelog partition ``partition``, oldest first, last write winning."""
     consumer = make_consumer()
+    deadline = time.monotonic() + timeout  # for the watermarks and the reading together
     try:
         # Watermarks first, then assign at the low one: assigned at OFFSET_BEGINNING
         # before its leader was known, the client waited out a 500 ms retry timer to
@@ -45,7 +46,6 @@ def restore_records(
             return []
         consumer.assign([TopicPartition(topic, partition, low)])
         latest: dict[str, bytes | None] = {}
-        deadline = time.monotonic() + timeout
         while _position(consumer, topic, partition) < high:
             if time.monotonic() > deadline:
                 raise RestoreError(
