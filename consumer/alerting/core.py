@@ -19,6 +19,9 @@ Per candidate, in this order (each step's time semantics live in its module):
    one unit of the window budget (``windows.WindowBudget``); the first cut in a window
    emits a ``partial failure`` status record with Elastic's max-signals wording.
 
+Event time, identity and groups are the candidate's ``facts``, read from its event
+where it was matched; the event itself is decoded only for an alert (``Candidate``).
+
 For a deterministic replay inject a deterministic ``clock`` (for example the Kafka
 record time): the clock stamps ``@timestamp`` and bounds future-dated events, so a wall
 clock far ahead of replayed data never clamps them, but a clock behind them would.
@@ -42,10 +45,11 @@ from consumer.alerting.document import (
     build_alert,
     suppression_fields,
 )
-from consumer.alerting.event_time import SOURCE_CLOCK, event_time, to_iso
-from consumer.alerting.identity import alert_uuid, event_identity, execution_uuid, instance_id
+from consumer.alerting.event_time import SOURCE_CLOCK, to_iso
+from consumer.alerting.facts import Facts, read_facts
+from consumer.alerting.identity import alert_uuid, execution_uuid, instance_id
 from consumer.alerting.state import AlertingState, InMemoryState, StateRecord
-from consumer.alerting.suppression import accepts, group_expired, group_key, group_terms
+from consumer.alerting.suppression import accepts, group_expired, group_key
 from consumer.alerting.windows import Placement, TimePolicy, WindowBudget, place
 from consumer.rules.model import Rule
 
@@ -66,14 +70,24 @@ _WATERMARK = "watermark"
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A rule match: the rule, the decoded event, and where the event came from."""
+    """A rule match: the rule, the event, and where the event came from.
+
+    ``event`` is the decoded event, or a function that decodes it, which the core calls
+    only to build an alert. ``facts`` are read from the event when not given.
+    """
 
     rule: Rule
-    event: dict[str, Any]
+    event: dict[str, Any] | Callable[[], dict[str, Any]]
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
     kafka_timestamp_ms: int | None = None
+    facts: Facts | None = None
+
+    def decoded_event(self) -> dict[str, Any]:
+        """The event, decoded now if it was not yet."""
+        event = self.event
+        return event if isinstance(event, dict) else event()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +215,10 @@ class AlertingCore:
         rt = self._runtime(candidate.rule)
         rt.counters.matched += 1
         now_ms = int(self._clock() * 1000)
-        found = event_time(rt.rule, candidate.event, candidate.kafka_timestamp_ms)
+        facts = candidate.facts or read_facts(
+            rt.rule, candidate.decoded_event(), candidate.kafka_timestamp_ms
+        )
+        found = facts.time
         watermark = self.state.get(rt.meta_ns, _WATERMARK)
         placement = place(rt.policy, found.ms if found else None, watermark, now_ms)
         rt.counters.late += placement.late
@@ -216,14 +233,13 @@ class AlertingCore:
             if watermark is None or placement.window_start > rt.policy.window_start(watermark):
                 outputs.extend(self._close_windows(rt, new_watermark, now_ms))
 
-        identity = event_identity(candidate.event)
+        identity = facts.identity
         if rt.identities.is_duplicate(identity, new_watermark, rt.policy.horizon_ms):
             rt.counters.duplicates += 1
             return outputs
 
         source = found.source if found else SOURCE_CLOCK
-        suppression = rt.rule.alert_suppression
-        groups = group_terms(candidate.event, suppression) if suppression else None
+        groups = facts.groups
         if groups is None:
             if self._admit(rt, placement, now_ms, outputs):
                 doc = self._build(rt, candidate, placement, identity, source, now_ms, None)
@@ -325,7 +341,7 @@ class AlertingCore:
             kibana_version=self.kibana_version,
         )
         ref = SourceRef(identity, candidate.topic, candidate.partition, candidate.offset)
-        return build_alert(rt.rule, candidate.event, ref, ctx)
+        return build_alert(rt.rule, candidate.decoded_event(), ref, ctx)
 
     def _close_windows(self, rt: _RuleRuntime, watermark: int, now_ms: int) -> list[Output]:
         """Drop what no on-time event can reach (before ``watermark - horizon``)."""

@@ -35,6 +35,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import repeat
 from operator import is_not
 from typing import Any
@@ -51,7 +52,8 @@ from confluent_kafka import (
 from prometheus_client import CollectorRegistry
 
 from consumer.alerting import ALERT, RULE_STATUS, AlertingCore, Candidate
-from consumer.alerting.event_time import event_time
+from consumer.alerting.event_time import SOURCE_KAFKA
+from consumer.alerting.facts import read_facts
 from consumer.batch import RecordBatch
 from consumer.codecs import DecodeError, EventCodec
 from consumer.detection import Detector
@@ -336,13 +338,15 @@ class Member:
             return None
         for rule in self.detector.matching_rules(event, selected):
             add(self._tally.matches, rule.rule_id)
+            timestamp_ms = _timestamp_ms(message)
             record = CandidateRecord(
                 rule.uuid,
-                event,
                 message.topic(),
                 message.partition(),
                 message.offset(),
-                _timestamp_ms(message),
+                timestamp_ms,
+                facts=read_facts(rule, event, timestamp_ms),
+                value=value,
             )
             self._produce(self._matches, rule.uuid.encode(), encode_candidate(record))
             self._urgent = True
@@ -362,16 +366,29 @@ class Member:
         core = self._cores.get(message.partition())
         if core is None:
             core = self._restore(message.partition())
+        if record.event is not None:  # written before facts travelled with candidates
+            event: dict[str, Any] | Callable[[], dict[str, Any]] = record.event
+            facts = read_facts(rule, record.event, record.timestamp_ms)
+        else:
+            event, facts = partial(self.codec.decode, record.value), record.facts
         candidate = Candidate(
             rule,
-            record.event,
+            event,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
             kafka_timestamp_ms=record.timestamp_ms,
+            facts=facts,
         )
         self._tally.candidates += 1
-        for output in core.process(candidate):
+        try:
+            outputs = core.process(candidate)
+        except DecodeError as exc:
+            # The matching member decoded this value; only members whose codec settings
+            # differ can disagree. The candidate took a unit of its window's budget.
+            self._dead_letter(message, INVALID_CANDIDATE, f"the matched record: {exc}")
+            return
+        for output in outputs:
             if output.kind == RULE_STATUS:
                 topic = self.settings.status_topic
                 if not output.value.get("final"):
@@ -379,9 +396,12 @@ class Member:
             else:
                 topic = self.settings.alerts_topic
                 if output.kind == ALERT:
-                    found = event_time(rule, record.event, None)
+                    found = facts.time
                     self._tally.alert_times.append(
-                        (found.ms if found else None, record.timestamp_ms)
+                        (
+                            found.ms if found and found.source != SOURCE_KAFKA else None,
+                            record.timestamp_ms,
+                        )
                     )
             value = json.dumps(output.value, ensure_ascii=False, separators=(",", ":"))
             self._produce(topic, output.key.encode(), value.encode("utf-8"))

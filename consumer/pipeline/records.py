@@ -2,8 +2,13 @@
 
 A candidate travels from the member that matched the event to the member that owns the
 rule's window state through the internal matches topic, keyed by rule uuid so that all
-of one rule's candidates land in one partition (one owner, one budget). Its value is
-JSON: the rule uuid, the decoded event and where the event came from.
+of one rule's candidates land in one partition (one owner, one budget). Its value is a
+JSON header (the rule uuid, where the event came from, and the event's facts: time,
+identity, suppression groups), a newline, and the matched record's value as read. The
+owner decides on the facts and decodes the record again only for an alert it admits,
+so a noisy rule's candidates past the limit cost no decoding (``consumer.alerting.facts``).
+A JSON header holds no raw newline, and neither did the candidates written before the
+header (one JSON document holding the decoded event), which are still read.
 
 A dead letter is the original record's bytes and key, its original headers, and headers
 naming why it was refused and where it came from, so nothing about it is lost.
@@ -14,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from consumer.alerting import EventTime
+from consumer.alerting.facts import Facts
 from consumer.codecs.json_codec import dumps, loads
 from consumer.errors import EventError
 
@@ -26,53 +33,100 @@ SOURCE_TIMESTAMP = "x-source-timestamp"
 # Reason codes beside the decoder's own (consumer.codecs.DECODE_REASONS).
 INVALID_CANDIDATE = "invalid_candidate"
 UNKNOWN_RULE = "unknown_rule"
+_END_OF_HEADER = b"\n"
 
 Headers = list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
 class CandidateRecord:
-    """A rule match on its way to the rule's window owner."""
+    """A rule match on its way to the rule's window owner.
+
+    ``value`` is the matched record's value and ``facts`` its event's facts; a
+    candidate written before they travelled has the decoded ``event`` instead.
+    """
 
     rule_uuid: str
-    event: dict[str, Any]
     topic: str
     partition: int
     offset: int
     timestamp_ms: int | None
+    facts: Facts | None = None
+    value: bytes | None = None
+    event: dict[str, Any] | None = None
 
 
 def encode_candidate(candidate: CandidateRecord) -> bytes:
-    """The matches-topic value of ``candidate``."""
-    return dumps(
-        {
-            "rule": candidate.rule_uuid,
-            "event": candidate.event,
-            "source": {
-                "topic": candidate.topic,
-                "partition": candidate.partition,
-                "offset": candidate.offset,
-                "timestamp_ms": candidate.timestamp_ms,
-            },
-        }
-    )
+    """The matches-topic value of ``candidate`` (which has ``facts`` and ``value``)."""
+    facts, value = candidate.facts, candidate.value
+    if facts is None or value is None:
+        raise ValueError("a candidate is written with its facts and its record's value")
+    time = facts.time
+    header = {
+        "rule": candidate.rule_uuid,
+        "source": {
+            "topic": candidate.topic,
+            "partition": candidate.partition,
+            "offset": candidate.offset,
+            "timestamp_ms": candidate.timestamp_ms,
+        },
+        "time": None if time is None else {"ms": time.ms, "source": time.source},
+        "identity": facts.identity,
+        "groups": facts.groups,
+    }
+    return dumps(header) + _END_OF_HEADER + value
 
 
 def decode_candidate(value: bytes | None) -> CandidateRecord:
     """Read a matches-topic value; ``EventError`` when it is not one of ours."""
+    data = value or b""
+    end = data.find(_END_OF_HEADER)
     try:
-        data = loads(value or b"")
-        source = data["source"]
+        if end < 0:
+            return _legacy_candidate(loads(data))
+        header = loads(data[:end])
+        rule, source, time = header["rule"], header["source"], header["time"]
+        facts = Facts(
+            None if time is None else EventTime(time["ms"], time["source"]),
+            header["identity"],
+            header["groups"],
+        )
         record = CandidateRecord(
-            rule_uuid=data["rule"],
-            event=data["event"],
+            rule_uuid=rule,
             topic=source["topic"],
             partition=source["partition"],
             offset=source["offset"],
             timestamp_ms=source.get("timestamp_ms"),
+            facts=facts,
+            value=data[end + 1 :],
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise EventError(f"not a candidate record: {exc}") from None
+    if not (
+        isinstance(rule, str)
+        and isinstance(facts.identity, str)
+        and isinstance(facts.groups, (list, type(None)))
+        and (
+            facts.time is None
+            or (type(facts.time.ms) is int and isinstance(facts.time.source, str))
+        )
+        and record.value
+    ):
+        raise EventError("not a candidate record: wrong field types")
+    return record
+
+
+def _legacy_candidate(data: Any) -> CandidateRecord:
+    """A candidate as written before facts travelled with it: the decoded event inside."""
+    source = data["source"]
+    record = CandidateRecord(
+        rule_uuid=data["rule"],
+        topic=source["topic"],
+        partition=source["partition"],
+        offset=source["offset"],
+        timestamp_ms=source.get("timestamp_ms"),
+        event=data["event"],
+    )
     if not isinstance(record.event, dict) or not isinstance(record.rule_uuid, str):
         raise EventError("not a candidate record: wrong field types")
     return record

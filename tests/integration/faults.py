@@ -66,7 +66,7 @@ from confluent_kafka.admin import (
 )
 
 from consumer.alerting import AlertingCore, Candidate
-from consumer.alerting.identity import alert_uuid, event_identity
+from consumer.alerting.identity import alert_uuid
 from consumer.brokers import LOOPBACK, KafkaNode, free_port
 from consumer.codecs import default_codec, encode_event_json
 from consumer.detection import Detector
@@ -732,7 +732,8 @@ class Lab:
             if record.topic == self.stream.input_topic:
                 have.add((record.partition, record.offset))
             if message.offset() < committed_m.get(message.partition(), 0):
-                aid = alert_uuid("default", record.rule_uuid, event_identity(record.event))
+                assert record.facts is not None  # written by this version
+                aid = alert_uuid("default", record.rule_uuid, record.facts.identity)
                 if aid in expected:
                     owed_alerts.add(aid)
         missing_candidates = owed - have

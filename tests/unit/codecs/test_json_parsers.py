@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumer.alerting import EventTime
+from consumer.alerting.facts import Facts
 from consumer.codecs import DecodeError, decode_json
 from consumer.codecs.json_codec import _strict_parse, dumps, loads
 from consumer.pipeline.records import CandidateRecord, decode_candidate, encode_candidate
@@ -77,7 +79,7 @@ def test_a_record_decodes_as_the_stdlib_decodes_it(text: str, encoding: str) -> 
 def test_integers_past_64_bits_stay_exact() -> None:
     big = 123456789012345678901234567890
     assert decode_json(b'{"n": %d}' % big) == {"n": big}
-    assert loads(b'[-9223372036854775809]') == [-9223372036854775809]
+    assert loads(b"[-9223372036854775809]") == [-9223372036854775809]
     assert dumps({"n": big}) == b'{"n":%d}' % big
 
 
@@ -98,7 +100,10 @@ def test_what_orjson_refuses_gets_the_stdlib_reason(value: bytes, reason: str) -
     assert caught.value.reason == reason
 
 
-@given(_VALUES)
-def test_a_candidate_comes_back_as_it_was_written(event: Any) -> None:
-    record = CandidateRecord("rule", {"e": event}, "t", 1, 2, None)
+@given(_VALUES, st.text(), st.binary(min_size=1))
+def test_a_candidate_comes_back_as_it_was_written(term: Any, identity: str, value: bytes) -> None:
+    # Group values are the event's own (any JSON value, integers past 64 bits included);
+    # an identity is any text, newlines included; the record's value is any bytes.
+    facts = Facts(EventTime(-1, "@timestamp"), identity, [[{"field": "f", "value": term}]])
+    record = CandidateRecord("rule", "t", 1, 2, None, facts=facts, value=value)
     assert repr(decode_candidate(encode_candidate(record))) == repr(record)

@@ -1,17 +1,18 @@
 """A hostile event that decodes and matches must not stop the member either.
 
-The member decodes a record, runs every rule, writes a candidate (JSON) to the matches
-topic, and the owner of the rule's window runs the alerting core and writes the alert
-(JSON). An exception anywhere after decoding is not dead-lettered: it stops the member,
-and since the candidate is replayed after the restart, every restart (a poison pill).
-These tests push events that match the seed rule, with hostile values in every other
-field, through the same pure steps: decode, detect, candidate round trip, alerting core,
-alert JSON.
+The member decodes a record, runs every rule, writes a candidate (the event's facts and
+the record) to the matches topic, and the owner of the rule's window runs the alerting
+core and writes the alert (JSON). An exception anywhere after decoding is not
+dead-lettered: it stops the member, and since the candidate is replayed after the
+restart, every restart (a poison pill). These tests push events that match the seed
+rule, with hostile values in every other field, through the same pure steps: decode,
+detect, candidate round trip, alerting core, alert JSON.
 """
 
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from consumer.alerting import AlertingCore, Candidate
+from consumer.alerting.facts import read_facts
 from consumer.codecs import DecodeError, default_codec, encode_event_json
 from consumer.detection import Detector
 from consumer.pipeline.records import CandidateRecord, decode_candidate, encode_candidate
@@ -46,19 +48,23 @@ ATTACK: dict[str, Any] = {
 
 def _through_the_member(value: bytes) -> list[dict[str, Any]]:
     """What the member does with one record; returns the alert documents written."""
+    codec = default_codec()
     try:
-        event = default_codec().decode(value)
+        event = codec.decode(value)
     except DecodeError:
         return []  # dead-lettered: fine
     detector = Detector(RULES)
     core = AlertingCore(RULES)
     written: list[dict[str, Any]] = []
     for rule in detector.matching_rules(event):
-        record = CandidateRecord(rule.uuid, event, "logs-endpoint.events.process-x", 0, 7, 1)
+        facts = read_facts(rule, event, 1)
+        record = CandidateRecord(
+            rule.uuid, "logs-endpoint.events.process-x", 0, 7, 1, facts=facts, value=value
+        )
         received = decode_candidate(encode_candidate(record))  # the matches topic
         candidate = Candidate(
-            rule, received.event, topic=received.topic, partition=0, offset=7,
-            kafka_timestamp_ms=received.timestamp_ms,
+            rule, partial(codec.decode, received.value), topic=received.topic, partition=0,
+            offset=7, kafka_timestamp_ms=received.timestamp_ms, facts=received.facts,
         )  # fmt: skip
         for output in core.process(candidate):
             text = json.dumps(output.value, ensure_ascii=False, allow_nan=False)

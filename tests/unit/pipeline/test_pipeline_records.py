@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from consumer.alerting import EventTime
+from consumer.alerting.facts import Facts
 from consumer.errors import EventError
 from consumer.pipeline.clients import consumer_config, producer_config
 from consumer.pipeline.records import (
@@ -15,19 +17,59 @@ from consumer.pipeline.records import (
 from consumer.settings import Settings
 
 
-def test_candidate_round_trip_keeps_event_and_source() -> None:
-    record = CandidateRecord(
-        "rule-uuid",
-        {"process": {"name": "kextunload"}, "n": 1.5},
-        "logs-x",
-        3,
-        42,
-        1_764_838_800_000,
+def _candidate(value: bytes = b'{"process":{"name":"kextunload"}}') -> CandidateRecord:
+    facts = Facts(
+        EventTime(1_764_838_799_000, "@timestamp"),
+        "event-1",
+        [[{"field": "host.name", "value": "mac-1"}]],
     )
+    return CandidateRecord(
+        "rule-uuid", "logs-x", 3, 42, 1_764_838_800_000, facts=facts, value=value
+    )
+
+
+def test_candidate_round_trip_keeps_facts_source_and_the_record_as_read() -> None:
+    record = _candidate(b"\x00\x00\x00\x00\x01\n\x02avro bytes\n")
     assert decode_candidate(encode_candidate(record)) == record
 
 
-@pytest.mark.parametrize("value", [None, b"", b"[]", b'{"rule": 1}', b"\xff", b'{"rule": "r"}'])
+def test_candidate_without_facts_or_value_is_not_written() -> None:
+    with pytest.raises(ValueError, match="facts"):
+        encode_candidate(CandidateRecord("rule-uuid", "logs-x", 3, 42, None))
+
+
+def test_candidates_written_before_facts_travelled_are_still_read() -> None:
+    # One JSON document with the decoded event: what members before the facts header
+    # wrote, possibly still in the matches topic during an upgrade.
+    value = (
+        b'{"rule":"rule-uuid","event":{"process":{"name":"kextunload"}},'
+        b'"source":{"topic":"logs-x","partition":3,"offset":42,"timestamp_ms":null}}'
+    )
+    assert decode_candidate(value) == CandidateRecord(
+        "rule-uuid", "logs-x", 3, 42, None, event={"process": {"name": "kextunload"}}
+    )
+
+
+_HEADER = encode_candidate(_candidate()).split(b"\n")[0]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"",
+        b"[]",
+        b'{"rule": 1}',
+        b"\xff",
+        b'{"rule": "r"}',
+        b"[]\n{}",
+        _HEADER + b"\n",  # no record
+        _HEADER.replace(b'"identity":"event-1"', b'"identity":7') + b"\n{}",
+        _HEADER.replace(b'"ms":1764838799000', b'"ms":"soon"') + b"\n{}",
+        _HEADER.replace(b'"groups":[', b'"groups":{"a":[') + b"}\n{}",
+        _HEADER.replace(b'"time":{', b'"when":{') + b"\n{}",
+    ],
+)
 def test_foreign_records_on_the_matches_topic_are_refused(value) -> None:
     with pytest.raises(EventError, match="not a candidate record"):
         decode_candidate(value)

@@ -1,0 +1,69 @@
+"""The window owner's side of a candidate: facts decide, the record is decoded for an alert."""
+
+from __future__ import annotations
+
+import json
+
+from consumer.pipeline.records import INVALID_CANDIDATE, decode_candidate
+
+from ..observability.member_harness import Harness, attacks, seed_rule
+
+
+def _alerts(harness: Harness) -> list[dict]:
+    return [json.loads(v) for v in harness.producer.take(harness.member.settings.alerts_topic)]
+
+
+def test_a_candidate_carries_the_record_as_read_and_its_alert_holds_the_event() -> None:
+    harness = Harness(seed_rule())
+    [value] = attacks(1)
+    harness.feed([value])
+    [candidate] = harness.producer.take(harness.member._matches)
+    assert decode_candidate(candidate).value == value
+    harness.feed([candidate], topic=harness.member._matches)
+    [alert] = _alerts(harness)
+    event = json.loads(value)
+    assert alert["process"] == event["process"]
+    assert alert["kibana.alert.ancestors"][0]["id"] == event["event"]["id"]
+
+
+def test_a_candidate_written_before_facts_travelled_gives_the_same_alert() -> None:
+    values = attacks(2)
+    current = Harness(seed_rule())
+    current.run(values)
+    legacy = Harness(seed_rule())
+    legacy.feed(values)
+    old_format = []
+    for candidate in legacy.producer.take(legacy.member._matches):
+        record = decode_candidate(candidate)
+        assert record.value is not None
+        old_format.append(
+            json.dumps(
+                {
+                    "rule": record.rule_uuid,
+                    "event": json.loads(record.value),
+                    "source": {
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "timestamp_ms": record.timestamp_ms,
+                    },
+                }
+            ).encode()
+        )
+    legacy.feed(old_format, topic=legacy.member._matches)
+    assert _alerts(legacy) == _alerts(current) != []
+
+
+def test_a_candidate_whose_record_the_owner_cannot_decode_is_dead_lettered() -> None:
+    # Only members with different codec settings can disagree; nothing is lost, and the
+    # next candidate is alerted.
+    harness = Harness(seed_rule())
+    harness.feed(attacks(2))
+    first, second = harness.producer.take(harness.member._matches)
+    unreadable = first.split(b"\n")[0] + b"\n{not json"
+    harness.feed([unreadable, second], topic=harness.member._matches)
+    [alert] = _alerts(harness)
+    assert alert["kibana.alert.ancestors"][0]["offset"] == decode_candidate(second).offset
+    dead = harness.producer.take(harness.member.settings.dead_letter_topic)
+    assert dead == [unreadable]
+    assert harness.value("detection_consumer_dead_letters_total", reason=INVALID_CANDIDATE) == 1
