@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from consumer.kql import compile_filters, compile_query
+from consumer.kql import compile_filters, compile_query, known_fields
 from consumer.rules import Rule
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -18,6 +18,27 @@ def compile_rule(rule: Rule) -> Predicate:
     if filters is None:
         return query
     return lambda event: query(event) and filters(event)
+
+
+def fields_read(rules: Sequence[Rule]) -> frozenset[str] | None:
+    """Every field that matching the rules and alerting on their matches read of an
+    event: the queries' fields, ``@timestamp`` and the rules' timestamp overrides,
+    ``event.id`` and the suppression fields. None when a rule may read fields it does
+    not name (a wildcard in a field name, a value without a field, query DSL filters).
+
+    An event without a scalar ``event.id`` is identified by a hash of all of it: the
+    caller reads such a matched event whole."""
+    fields = {"@timestamp", "event.id"}
+    for rule in rules:
+        named = known_fields(rule.query)
+        if named is None or rule.filters:
+            return None
+        fields |= named
+        if rule.timestamp_override:
+            fields.add(rule.timestamp_override)
+        if rule.alert_suppression is not None:
+            fields.update(rule.alert_suppression.group_by)
+    return frozenset(fields)
 
 
 class Detector:

@@ -54,11 +54,19 @@ def canonical_bytes(event: dict[str, Any]) -> bytes:
     return _dumps(canonical_form(event))
 
 
+def event_id(event: dict[str, Any]) -> str | None:
+    """``event.id`` as text when the event has one (a scalar), else None."""
+    value = first_value(event, "event.id")
+    if value is MISSING or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
 def event_identity(event: dict[str, Any]) -> str:
     """``event.id`` as text when present, else ``sha256-`` and the canonical-form hash."""
-    event_id = first_value(event, "event.id")
-    if event_id is not MISSING and not isinstance(event_id, (dict, list)):
-        return str(event_id)
+    found = event_id(event)
+    if found is not None:
+        return found
     return "sha256-" + hashlib.sha256(canonical_bytes(event)).hexdigest()
 
 

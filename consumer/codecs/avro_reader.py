@@ -80,8 +80,11 @@ class _Writer:
     def __init__(self) -> None:
         self.functions: dict[str, str] = {}  # record full name -> function name
         self.kinds: dict[str, type] = {}  # named type -> Python type of its values
+        self.records: dict[str, tuple[dict[str, Any], str | None]] = {}  # (schema, namespace)
         self.sources: list[str] = []
         self._names = count()
+        # Set once every record type has its reader: a definition met again is that one.
+        self.defined = False
 
     def temp(self) -> str:
         return f"v{next(self._names)}"
@@ -210,9 +213,12 @@ class _Writer:
     def record(self, schema: dict[str, Any], namespace: str | None) -> str:
         full, inner = named_type(schema, namespace)  # type: ignore[misc]
         if full in self.functions:
+            if self.defined:
+                return self.functions[full]
             raise _NotCovered(f"record {full} defined twice")
         name = self.functions[full] = f"_record_{len(self.functions)}"
         self.kinds[full] = dict
+        self.records[full] = (schema, inner)
         body: list[str] = []
         for field in schema["fields"]:
             key = repr(field.get("ecs_name", field["name"]))
@@ -258,6 +264,132 @@ class _Writer:
         return [*lines, f"out[{key}] = {value}"]
 
 
+class _Projection:
+    """Readers of only some fields of an event, over a ``_Writer`` that has compiled every
+    record type whole: a wanted field is read whole (everything under it included), a
+    record holding a wanted field is read in part in turn, and any other field is skipped
+    (its bytes walked over, not decoded or checked)."""
+
+    def __init__(self, writer: _Writer, fields: frozenset[str]) -> None:
+        self.writer = writer
+        self.fields = fields
+        self.ancestors = {f[:i] for f in fields for i, char in enumerate(f) if char == "."}
+        self.readers: dict[tuple[str, str], str] = {}  # (record full name, path) -> function
+        self.skippers: dict[str, str] = {}  # record full name -> function
+
+    def record(self, full: str, path: str) -> str:
+        """The function reading the record type ``full`` found at ``path`` (dotted)."""
+        key = (full, path)
+        if key in self.readers:
+            return self.readers[key]
+        name = self.readers[key] = f"_projected_{len(self.readers)}"
+        schema, inner = self.writer.records[full]
+        body: list[str] = []
+        for field in schema["fields"]:
+            ecs = field.get("ecs_name", field["name"])
+            sub = f"{path}.{ecs}" if path else ecs
+            if sub in self.fields:
+                body += self.writer._field(field["type"], repr(ecs), inner)
+            elif sub in self.ancestors:
+                body += self._descend(field["type"], repr(ecs), inner, sub)
+            else:
+                body += self.skip(field["type"], inner)
+        self.writer.sources.append(
+            "\n".join(
+                [
+                    f"def {name}(data, pos):  # {full!r} at {path!r}",
+                    "    out = {}",
+                    *_indent(body),
+                    "    return (out or None), pos",
+                ]
+            )
+        )
+        return name
+
+    def _record_name(self, schema: Any, namespace: str | None) -> str | None:
+        named = named_type(schema, namespace)
+        if named is not None:
+            return named[0] if named[0] in self.writer.records else None
+        if isinstance(schema, str):
+            full = fullname(schema, namespace)
+            return full if full in self.writer.records else None
+        return None
+
+    def _descend(self, schema: Any, key: str, namespace: str | None, path: str) -> list[str]:
+        """A field holding a wanted field: its record read in part. Anything but a record
+        or an optional record is read whole."""
+        optional = isinstance(schema, list) and len(schema) == 2 and "null" in schema
+        branch = schema[1 - schema.index("null")] if optional else schema
+        full = self._record_name(branch, namespace)
+        if full is None:
+            return self.writer._field(schema, key, namespace)
+        value = self.writer.temp()
+        read = [
+            f"{value}, pos = {self.record(full, path)}(data, pos)",
+            f"if {value} is not None: out[{key}] = {value}",
+        ]
+        if not optional:
+            return read
+        tag, other = self.writer.temp(), 1 - schema.index("null")
+        return [
+            f"{tag} = data[pos]",
+            "pos += 1",
+            f"if {tag} == {2 * other}:",
+            *_indent(read),
+            f"elif {tag} != {2 * (1 - other)}: raise Unsure('union tag')",
+        ]
+
+    def skip(self, schema: Any, namespace: str | None) -> list[str]:
+        """Lines that move ``pos`` past a value of ``schema`` without reading it."""
+        if isinstance(schema, dict) and "logicalType" in schema:
+            raise _NotCovered("logical types")
+        if isinstance(schema, dict) and schema.get("type") in PRIMITIVES:
+            schema = schema["type"]
+        if isinstance(schema, list):
+            tag = self.writer.temp()
+            lines = [f"{tag} = data[pos]", "pos += 1"]
+            for i, branch in enumerate(schema):
+                keyword = "if" if i == 0 else "elif"
+                lines += [
+                    f"{keyword} {tag} == {2 * i}:",
+                    *_indent(self.skip(branch, namespace) or ["pass"]),
+                ]
+            return [*lines, "else: raise Unsure('union tag')"]
+        # Blocks: skipping an item may read no byte (a double is a jump), so a corrupt
+        # count would loop for ever; more items than bytes left are left to fastavro.
+        if isinstance(schema, dict) and schema.get("type") == "array":
+            items = self.skip(schema["items"], namespace) or ["pass"]
+            return self.writer._blocks(items, may_be_empty=True)
+        if isinstance(schema, dict) and schema.get("type") == "map":
+            entries = [*self.skip("string", None), *self.skip(schema["values"], namespace)]
+            return self.writer._blocks(entries, may_be_empty=True)
+        if schema == "null":
+            return []
+        if schema == "boolean":
+            return ["pos += 1"]
+        if schema in ("int", "long"):
+            return ["while data[pos] > 127: pos += 1", "pos += 1"]
+        if schema in ("float", "double"):
+            return [f"pos += {4 if schema == 'float' else 8}"]
+        if schema in ("string", "bytes"):
+            return [*self.writer._size("n"), "pos += n"]
+        full = self._record_name(schema, namespace)
+        if full is None:
+            raise _NotCovered(f"type {schema!r}")
+        return [f"pos = {self._skipper(full)}(data, pos)"]
+
+    def _skipper(self, full: str) -> str:
+        if full in self.skippers:
+            return self.skippers[full]
+        name = self.skippers[full] = f"_skip_{len(self.skippers)}"
+        schema, inner = self.writer.records[full]
+        body = [line for field in schema["fields"] for line in self.skip(field["type"], inner)]
+        self.writer.sources.append(
+            "\n".join([f"def {name}(data, pos):  # {full!r}", *_indent(body), "    return pos"])
+        )
+        return name
+
+
 def _may_be_none(schema: Any) -> bool:
     """Whether a value of ``schema`` can read as None (null, or a record of nulls)."""
     if isinstance(schema, list):
@@ -271,17 +403,26 @@ def _indent(lines: list[str], depth: int = 1) -> list[str]:
     return [" " * (4 * depth) + line for line in lines]
 
 
-def compile_reader(schema: dict[str, Any]) -> ReadEvent | None:
+def compile_reader(
+    schema: dict[str, Any], fields: frozenset[str] | None = None
+) -> ReadEvent | None:
     """A reader of records of the top-level record ``schema`` (writer and reader alike),
     or None if the schema has a type this module does not cover.
 
-    The reader raises one of ``NOT_READ`` for any record it cannot read as fastavro would.
+    With ``fields`` (dotted ECS paths), the reader reads those fields whole and the
+    records that hold them, and skips the rest: an event with those fields as the whole
+    reader would read them, without checking the bytes it skips. The reader raises one
+    of ``NOT_READ`` for any record it cannot read as fastavro would.
     """
     if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
         return None
     writer = _Writer()
     try:
         top = writer.record(schema, None)
+        if fields is not None:
+            writer.defined = True
+            full = named_type(schema, None)[0]  # type: ignore[index]
+            top = _Projection(writer, fields).record(full, "")
     except _NotCovered:
         return None
     source = "\n\n".join(

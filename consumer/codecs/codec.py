@@ -44,7 +44,7 @@ from fastavro.validation import validate
 
 from consumer.batch import RecordBatch
 from consumer.codecs.avro_mapping import compile_mapping
-from consumer.codecs.avro_reader import NOT_READ, compile_reader
+from consumer.codecs.avro_reader import NOT_READ, ReadEvent, compile_reader
 from consumer.codecs.ecs import nest_dotted_keys
 from consumer.codecs.errors import DecodeError, EncodeError, SchemaError
 from consumer.codecs.json_codec import DEFAULT_MAX_DEPTH, decode_json, encode_event_json
@@ -120,6 +120,7 @@ class EventCodec:
         # Records of the reader schema itself are read by code compiled for it (see
         # avro_reader: ~2x faster than fastavro and the mapping, with the same result).
         self._read_event = compile_reader(reader_schema.raw) if reader_schema is not None else None
+        self._read_fields: ReadEvent | None = None  # see project()
         # Avro floats may hold NaN or infinity, and bytes are no JSON value: candidates and
         # alerts are JSON, so such an event is refused here rather than failing the member
         # when it matches. Only a reader schema with such types pays for the check.
@@ -158,9 +159,27 @@ class EventCodec:
             raw_writer_schema=schemas[raw_writer_schema] if raw_writer_schema else None,
         )
 
+    def project(self, fields: frozenset[str] | None) -> bool:
+        """Let ``decode(..., projected=True)`` read only ``fields`` (dotted ECS paths, read
+        whole with their sub-fields) and the objects holding them from Avro records of the
+        reader schema; the rest of such a record is skipped, not decoded or checked.
+        ``fields`` None: whole records. Answers whether records will be read in part (the
+        reader schema may not allow it)."""
+        reader = self.reader_schema
+        if reader is None or fields is None:
+            self._read_fields = None
+        else:
+            self._read_fields = compile_reader(reader.raw, fields)
+        return self._read_fields is not None
+
     # -- decoding ---------------------------------------------------------------------
-    def decode(self, value: bytes | None, *, format: Format | None = None) -> dict[str, Any]:
-        """Decode one record value into an ECS event dict, or raise ``DecodeError``."""
+    def decode(
+        self, value: bytes | None, *, format: Format | None = None, projected: bool = False
+    ) -> dict[str, Any]:
+        """Decode one record value into an ECS event dict, or raise ``DecodeError``.
+
+        ``projected``: an Avro record of the reader schema is read for the fields set by
+        ``project`` only; anything else is decoded whole."""
         fmt = format or self.format
         if not value:
             raise DecodeError("empty", "record has no value")
@@ -171,15 +190,15 @@ class EventCodec:
         if fmt == "json":
             return decode_json(value, max_depth=self.max_depth)
         if fmt == "avro":
-            return self._decode_avro(value)
+            return self._decode_avro(value, projected)
         if fmt != "auto":
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         if value[0] == CONFLUENT_MAGIC and len(value) >= CONFLUENT_HEADER_BYTES:
-            return self._decode_avro(value)
+            return self._decode_avro(value, projected)
         if _JSON_START.match(value):
             return decode_json(value, max_depth=self.max_depth)
         if self.raw_writer_schema is not None:
-            return self._decode_avro(value)
+            return self._decode_avro(value, projected)
         if not value.strip():
             raise DecodeError("empty", "record holds only whitespace")
         raise DecodeError(
@@ -282,7 +301,7 @@ class EventCodec:
             for header in headers
         )
 
-    def _decode_avro(self, value: bytes) -> dict[str, Any]:
+    def _decode_avro(self, value: bytes, projected: bool = False) -> dict[str, Any]:
         reader = self.reader_schema
         if value[0] == CONFLUENT_MAGIC and len(value) >= CONFLUENT_HEADER_BYTES:
             schema_id = int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
@@ -300,7 +319,8 @@ class EventCodec:
         assert reader is not None  # the constructor guarantees it when Avro is configured
         # Same canonical form: no resolution needed, and the compiled reader applies.
         same = writer.canonical == reader.canonical
-        event = self._read_compiled(value, offset) if same else None
+        read = self._read_fields if projected and self._read_fields else self._read_event
+        event = self._read_compiled(read, value, offset) if same else None
         if event is None:
             event = self._read_with_fastavro(value, offset, writer, None if same else reader)
         if self._check_json:
@@ -311,13 +331,14 @@ class EventCodec:
                 raise DecodeError("avro_invalid", detail) from None
         return event
 
-    def _read_compiled(self, value: bytes, offset: int) -> dict[str, Any] | None:
-        """The event by the reader compiled for the reader schema; None when there is no
+    @staticmethod
+    def _read_compiled(read: ReadEvent | None, value: bytes, offset: int) -> dict[str, Any] | None:
+        """The event by a reader compiled for the reader schema; None when there is no
         such reader or it is unsure of the record (fastavro then gives the event or error)."""
-        if self._read_event is None:
+        if read is None:
             return None
         try:
-            return self._read_event(value, offset)
+            return read(value, offset)
         except NOT_READ:
             return None
 

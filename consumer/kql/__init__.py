@@ -14,7 +14,16 @@ from typing import Any
 from consumer.errors import KqlSyntaxError
 from consumer.kql.compiler import compile_tree
 from consumer.kql.filters import compile_filters
-from consumer.kql.literals import KEY, KEY_PART, PART, VALUE, Literal, fields_of, literals_of
+from consumer.kql.literals import (
+    KEY,
+    KEY_PART,
+    PART,
+    VALUE,
+    Literal,
+    fields_of,
+    literals_of,
+    named_fields,
+)
 from consumer.kql.parser import parse
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "Literal",
     "compile_filters",
     "compile_query",
+    "known_fields",
     "parse",
     "query_fields",
     "required_literals",
@@ -60,3 +70,9 @@ def required_literals(text: str, *, keys: bool = False) -> tuple[frozenset[Liter
 def query_fields(text: str) -> frozenset[str]:
     """The field names the query reads (nested sub-fields as full dotted paths)."""
     return fields_of(parse(text))
+
+
+def known_fields(text: str) -> frozenset[str] | None:
+    """``query_fields``, or None when the query may read fields it does not name (a
+    wildcard in a field name, a value without a field)."""
+    return named_fields(parse(text))

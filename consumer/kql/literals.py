@@ -147,18 +147,33 @@ def literals_of(tree: ast.Query, *, keys: bool = False) -> tuple[Alternatives, .
 
 def fields_of(tree: ast.Query) -> frozenset[str]:
     """Field names a parsed query reads (nested sub-fields as full paths)."""
+    return _fields(tree)[0]
+
+
+def named_fields(tree: ast.Query) -> frozenset[str] | None:
+    """``fields_of``, or None when the query may read fields it does not name: a field
+    name with a wildcard, or a value without a field (free text, any field)."""
+    names, complete = _fields(tree)
+    return names if complete else None
+
+
+def _fields(tree: ast.Query) -> tuple[frozenset[str], bool]:
+    """The fields named, and whether they are all the query reads."""
     names: set[str] = set()
+    complete = True
     stack: list[tuple[object, str]] = [(tree, "")]
     while stack:
         node, prefix = stack.pop()
-        if isinstance(node, ast.FieldMatch | ast.Range):
-            names.add(_full(prefix, node.field.name))
-        elif isinstance(node, ast.Nested):
+        if isinstance(node, ast.FieldMatch | ast.Range | ast.Nested):
+            complete &= node.field.pattern is None
             full = _full(prefix, node.field.name)
             names.add(full)
-            stack.append((node.query, full))
+            if isinstance(node, ast.Nested):
+                stack.append((node.query, full))
         elif isinstance(node, ast.Or | ast.And):
             stack.extend((i, prefix) for i in node.items)
         elif isinstance(node, ast.Not):
             stack.append((node.item, prefix))
-    return frozenset(names)
+        elif isinstance(node, ast.FreeText):
+            complete = False
+    return frozenset(names), complete

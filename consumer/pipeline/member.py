@@ -54,9 +54,10 @@ from prometheus_client import CollectorRegistry
 from consumer.alerting import ALERT, RULE_STATUS, AlertingCore, Candidate
 from consumer.alerting.event_time import SOURCE_KAFKA
 from consumer.alerting.facts import read_facts
+from consumer.alerting.identity import event_id
 from consumer.batch import RecordBatch
 from consumer.codecs import DecodeError, EventCodec
-from consumer.detection import Detector
+from consumer.detection import Detector, fields_read
 from consumer.errors import ConsumerError, EventError
 from consumer.observability import BatchTally, Health, Incidents, KafkaStatsCollector, Metrics
 from consumer.observability.tally import add
@@ -122,6 +123,9 @@ class Member:
         self.prefilter = Prefilter(
             rules, enabled=settings.prefilter == "on" and verbatim, format=self.codec.format
         )
+        # Avro: a record a rule may match is read for the fields matching and alerting
+        # read (a third of the decode); the window owner decodes it whole for an alert.
+        self._projected = self.codec.format != "json" and self.codec.project(fields_read(rules))
         self.subscriptions = list(settings.input_topics or rule_topics(rules))
         self.exactly_once = settings.guarantee == "exactly-once"
         self._clock = clock
@@ -330,13 +334,18 @@ class Member:
 
         Returns the event, or ``None`` when the record was dead-lettered.
         """
+        projected = self._projected and bool(selected)
         try:
-            event = self.codec.decode(value)
+            event = self.codec.decode(value, projected=projected)
+            matches = self.detector.matching_rules(event, selected)
+            if matches and projected and event_id(event) is None:
+                # Identified by a hash of all of it (consumer.alerting.identity).
+                event = self.codec.decode(value)
         except DecodeError as exc:
             add(self._tally.decode_failures, (message.topic(), exc.reason))
             self._dead_letter(message, exc.reason, str(exc))
             return None
-        for rule in self.detector.matching_rules(event, selected):
+        for rule in matches:
             add(self._tally.matches, rule.rule_id)
             timestamp_ms = _timestamp_ms(message)
             record = CandidateRecord(
@@ -384,8 +393,9 @@ class Member:
         try:
             outputs = core.process(candidate)
         except DecodeError as exc:
-            # The matching member decoded this value; only members whose codec settings
-            # differ can disagree. The candidate took a unit of its window's budget.
+            # The matching member read this record in part (Avro) or whole: it is broken
+            # where it was not read, or members' codec settings differ. The candidate
+            # took a unit of its window's budget.
             self._dead_letter(message, INVALID_CANDIDATE, f"the matched record: {exc}")
             return
         for output in outputs:

@@ -7,6 +7,7 @@ so the codec falls back to fastavro for the exact event or error.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from itertools import count
@@ -134,7 +135,20 @@ def test_a_corrupt_record_is_refused_or_read_as_fastavro_reads_it(
     case: tuple[dict[str, Any], Any], data: st.DataObject
 ) -> None:
     schema, datum = case
-    record = bytearray(_write(schema, datum))
+    record = _corrupted(_write(schema, datum), data)
+    read = compile_reader(schema)
+    assert read is not None
+    try:
+        fast = read(record, 0)
+    except NOT_READ:
+        return  # the codec then asks fastavro
+    # By repr: a flipped byte can make a NaN, which equals nothing, itself included.
+    assert repr(fast) == repr(_reference(schema, record))
+
+
+def _corrupted(written: bytes, data: st.DataObject) -> bytes:
+    """``written`` with one byte changed, cut short, or with bytes appended."""
+    record = bytearray(written)
     edit = data.draw(st.sampled_from(["flip", "cut", "append"]))
     if edit == "flip" and record:
         at = data.draw(st.integers(0, len(record) - 1))
@@ -143,14 +157,7 @@ def test_a_corrupt_record_is_refused_or_read_as_fastavro_reads_it(
         record = record[: data.draw(st.integers(0, len(record) - 1))]
     else:
         record += data.draw(st.binary(min_size=1, max_size=3))
-    read = compile_reader(schema)
-    assert read is not None
-    try:
-        fast = read(bytes(record), 0)
-    except NOT_READ:
-        return  # the codec then asks fastavro
-    # By repr: a flipped byte can make a NaN, which equals nothing, itself included.
-    assert repr(fast) == repr(_reference(schema, bytes(record)))
+    return bytes(record)
 
 
 def test_every_generated_event_reads_as_before(codec: EventCodec) -> None:
@@ -255,3 +262,116 @@ def test_names_in_the_schema_never_become_code() -> None:
 
 def test_a_schema_that_is_no_record_gets_no_reader() -> None:
     assert compile_reader({"type": "array", "items": "long"}) is None  # type: ignore[arg-type]
+
+
+# -- reading some fields only -------------------------------------------------------------
+
+
+def _paths(schema: Any, prefix: str = "") -> list[str]:
+    """Every field's dotted ECS path, through records and optional records, and a path
+    under each (which a query may name where the schema has no such field)."""
+    if isinstance(schema, list) and len(schema) == 2 and "null" in schema:
+        schema = schema[1 - schema.index("null")]
+    if not (isinstance(schema, dict) and schema.get("type") == "record"):
+        return []
+    paths = []
+    for field in schema["fields"]:
+        path = f"{prefix}{field.get('ecs_name', field['name'])}"
+        paths += [path, f"{path}.x", *_paths(field["type"], f"{path}.")]
+    return paths
+
+
+def _fields(schema: dict[str, Any], data: st.DataObject) -> frozenset[str]:
+    """Some of the schema's paths, or of none of its fields, to read."""
+    return frozenset(data.draw(st.lists(st.sampled_from([*_paths(schema), "nowhere"]), max_size=6)))
+
+
+def _restricted(
+    schema: dict[str, Any], event: dict[str, Any], fields: frozenset[str] | set[str], at: str = ""
+) -> dict[str, Any]:
+    """``event`` with only ``fields``, whole, and what holds them: records read in part,
+    anything else whole."""
+    out = {}
+    for field in schema["fields"]:
+        key = field.get("ecs_name", field["name"])
+        path, value = f"{at}{key}", event.get(key)
+        if value is None:
+            continue
+        if path in fields:
+            out[key] = value
+        elif any(f.startswith(path + ".") for f in fields):
+            kind = field["type"]
+            if isinstance(kind, list) and len(kind) == 2 and "null" in kind:
+                kind = kind[1 - kind.index("null")]
+            if isinstance(kind, dict) and kind.get("type") == "record":
+                value = _restricted(kind, value, fields, f"{path}.") or None
+            if value is not None:  # a record read in part with nothing left is absent
+                out[key] = value
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_CASES, st.data())
+def test_reading_some_fields_gives_those_fields_as_the_whole_read(
+    case: tuple[dict[str, Any], Any], data: st.DataObject
+) -> None:
+    schema, datum = case
+    fields = _fields(schema, data)
+    whole, part = compile_reader(schema), compile_reader(schema, fields)
+    assert whole is not None and part is not None
+    record = _write(schema, datum)
+    try:
+        event = whole(record, 0)
+    except Unsure:
+        return  # items of no bytes past the record's length (see above)
+    assert part(record, 0) == _restricted(schema, event, fields)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_CASES, st.data())
+def test_reading_some_fields_of_a_corrupt_record_ends_in_an_event_or_a_refusal(
+    case: tuple[dict[str, Any], Any], data: st.DataObject
+) -> None:
+    # The bytes it skips are not checked, so it may read a record the whole read refuses;
+    # it must still end, with an event or one of NOT_READ (the codec then asks fastavro).
+    schema, datum = case
+    record = _corrupted(_write(schema, datum), data)
+    part = compile_reader(schema, _fields(schema, data))
+    assert part is not None
+    with contextlib.suppress(NOT_READ):
+        assert isinstance(part(record, 0), dict)
+
+
+def test_the_seed_rule_fields_of_generated_events_read_as_the_whole_read(
+    codec: EventCodec,
+) -> None:
+    schema = codec.reader_schema.raw  # type: ignore[union-attr]
+    fields = {"event.category", "event.type", "process.name", "process.args", "event.id"}
+    whole, part = compile_reader(schema), compile_reader(schema, frozenset(fields))
+    assert whole is not None and part is not None
+    for event in generate_events(500, match_every=10):
+        record = encode_event_avro(event, confluent_schema_id=1, drop_unknown=True)
+        read = part(record, 5)
+        assert read == _restricted(schema, whole(record, 5), fields)
+        assert set(read) == {"event", "process"} and "host" not in read
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("items", ["double", "boolean", "null", {"type": "map", "values": "float"}])
+def test_a_corrupt_count_of_skipped_items_is_refused_not_looped_over(items: Any) -> None:
+    # Skipping a double or a boolean reads no byte: a count of 2**62 must not be walked.
+    schema = {
+        "type": "record",
+        "name": "A",
+        "fields": [{"name": "xs", "type": {"type": "array", "items": items}}],
+    }
+    part = compile_reader(schema, frozenset(["nowhere"]))
+    assert part is not None
+    huge = (2**62) << 1  # zigzag
+    varint = bytearray()
+    while huge > 127:
+        varint.append(huge & 0x7F | 0x80)
+        huge >>= 7
+    varint.append(huge)
+    with pytest.raises(NOT_READ):
+        part(bytes(varint) + bytes(16), 0)

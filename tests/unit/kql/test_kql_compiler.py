@@ -45,6 +45,7 @@ def test_public_api() -> None:
         "KqlSyntaxError",
         "compile_filters",
         "compile_query",
+        "known_fields",
         "parse",
         "query_fields",
         "required_literals",

@@ -17,6 +17,7 @@ from consumer.kql import (
     VALUE,
     Literal,
     compile_query,
+    known_fields,
     query_fields,
     required_literals,
 )
@@ -94,6 +95,14 @@ def test_literals(query: str, expected: tuple) -> None:
 def test_literals_with_keys(query: str, first: set | None) -> None:
     found = required_literals(query, keys=True)
     assert (found[0] if found else None) == (frozenset(first) if first else None)
+
+
+def test_known_fields_are_none_where_a_query_reads_fields_it_does_not_name() -> None:
+    assert known_fields(SEED) == query_fields(SEED)
+    assert known_fields("a:1 and not b:{ c:2 }") == {"a", "b", "b.c"}
+    assert known_fields("process.*:kextunload") is None  # a wildcard in a field name
+    assert known_fields("a:1 or kextunload") is None  # a value without a field: any field
+    assert known_fields("a:{ b*:1 }") is None
 
 
 def test_query_fields() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+from consumer.codecs import encode_event_avro
+from consumer.generator import generate_events
 from consumer.pipeline.records import INVALID_CANDIDATE, decode_candidate
 
-from ..observability.member_harness import Harness, attacks, seed_rule
+from ..observability.member_harness import START, Harness, attacks, seed_rule
 
 
 def _alerts(harness: Harness) -> list[dict]:
@@ -66,4 +68,34 @@ def test_a_candidate_whose_record_the_owner_cannot_decode_is_dead_lettered() -> 
     assert alert["kibana.alert.ancestors"][0]["offset"] == decode_candidate(second).offset
     dead = harness.producer.take(harness.member.settings.dead_letter_topic)
     assert dead == [unreadable]
+    assert harness.value("detection_consumer_dead_letters_total", reason=INVALID_CANDIDATE) == 1
+
+
+def test_avro_matches_read_in_part_alert_as_whole_reads_do() -> None:
+    events = list(generate_events(6, match_every=1, start=START, events_per_second=10))
+    del events[0]["event"]["id"]  # identified by a hash of all of it: read whole
+    values = [encode_event_avro(e, confluent_schema_id=1, drop_unknown=True) for e in events]
+    part, whole = Harness(seed_rule()), Harness(seed_rule())
+    assert part.member._projected
+    whole.member._projected = False
+    part.run(values)
+    whole.run(values)
+    alerts = _alerts(part)
+    assert alerts == _alerts(whole)
+    assert len(alerts) == 6
+    assert alerts[0]["kibana.alert.ancestors"][0]["id"].startswith("sha256-")
+    assert alerts[0]["host"] == json.loads(json.dumps(events[0]["host"]))  # the whole event
+
+
+def test_an_avro_match_broken_where_it_was_not_read_is_dead_lettered_by_its_owner() -> None:
+    [event] = generate_events(1, match_every=1, start=START)
+    value = encode_event_avro(event, confluent_schema_id=1, drop_unknown=True)
+    name = event["host"]["name"].encode()  # also host.hostname: both skipped
+    broken = value.replace(name, b"\xff" + name[1:])  # invalid UTF-8
+    harness = Harness(seed_rule())
+    harness.feed([broken])
+    [candidate] = harness.producer.take(harness.member._matches)  # read in part: matched
+    harness.feed([candidate], topic=harness.member._matches)
+    assert _alerts(harness) == []
+    assert harness.producer.take(harness.member.settings.dead_letter_topic) == [candidate]
     assert harness.value("detection_consumer_dead_letters_total", reason=INVALID_CANDIDATE) == 1
