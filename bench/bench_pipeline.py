@@ -732,8 +732,8 @@ def main() -> int:
         "--latency-rate",
         type=float,
         default=50_000,
-        help="events/s of the latency run (50,000: about what one Python producer sustains "
-        "here beside the broker and the member)",
+        help="events/s of the latency run (50,000; above ~80,000 the producer, the broker "
+        "and the member contend for this machine's two cores: see bench/README.md)",
     )
     parser.add_argument("--latency-match-every", type=int, default=1_000)
     parser.add_argument("--skip-quix", action="store_true", help="no Quix Streams peer")
