@@ -17,6 +17,7 @@ from consumer.alerting.core import (
     Candidate,
     Output,
     RuleCounters,
+    UnreadableEvent,
 )
 from consumer.alerting.document import build_alert
 from consumer.alerting.event_time import EventTime, event_time, parse_timestamp
@@ -40,6 +41,7 @@ __all__ = [
     "RuleCounters",
     "StateRecord",
     "TimePolicy",
+    "UnreadableEvent",
     "alert_from_avro",
     "alert_to_avro",
     "alert_uuid",

@@ -103,6 +103,19 @@ class Output:
     value: dict[str, Any]
 
 
+class UnreadableEvent(Exception):
+    """A candidate's event, decoded only to build its alert, could not be decoded.
+
+    ``outputs``: what the candidate caused before that (the status records of windows it
+    closed), to be published all the same. The alert's unit of its window's budget
+    stays spent.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.outputs: list[Output] = []
+
+
 @dataclass
 class RuleCounters:
     """What happened to one rule's candidates, for the run summary and metrics."""
@@ -239,19 +252,21 @@ class AlertingCore:
             return outputs
 
         source = found.source if found else SOURCE_CLOCK
-        groups = facts.groups
-        if groups is None:
-            if self._admit(rt, placement, now_ms, outputs):
-                doc = self._build(rt, candidate, placement, identity, source, now_ms, None)
-                rt.identities.remember(identity, placement.effective_ms)
-                outputs.append(Output(ALERT, doc["kibana.alert.uuid"], doc))
-            return outputs
-
-        created = False
-        for terms in groups:
-            created |= self._suppress(
-                rt, candidate, placement, identity, source, now_ms, terms, outputs
-            )
+        try:
+            if facts.groups is None:
+                if self._admit(rt, placement, now_ms, outputs):
+                    doc = self._build(rt, candidate, placement, identity, source, now_ms, None)
+                    rt.identities.remember(identity, placement.effective_ms)
+                    outputs.append(Output(ALERT, doc["kibana.alert.uuid"], doc))
+                return outputs
+            created = False
+            for terms in facts.groups:
+                created |= self._suppress(
+                    rt, candidate, placement, identity, source, now_ms, terms, outputs
+                )
+        except UnreadableEvent as exc:
+            exc.outputs = outputs
+            raise
         if created:
             rt.identities.remember(identity, placement.effective_ms)
         return outputs
@@ -341,7 +356,11 @@ class AlertingCore:
             kibana_version=self.kibana_version,
         )
         ref = SourceRef(identity, candidate.topic, candidate.partition, candidate.offset)
-        return build_alert(rt.rule, candidate.decoded_event(), ref, ctx)
+        try:
+            event = candidate.decoded_event()
+        except Exception as exc:  # the decoder is the caller's; so are its errors
+            raise UnreadableEvent(str(exc)) from exc
+        return build_alert(rt.rule, event, ref, ctx)
 
     def _close_windows(self, rt: _RuleRuntime, watermark: int, now_ms: int) -> list[Output]:
         """Drop what no on-time event can reach (before ``watermark - horizon``)."""

@@ -51,7 +51,7 @@ from confluent_kafka import (
 )
 from prometheus_client import CollectorRegistry
 
-from consumer.alerting import ALERT, RULE_STATUS, AlertingCore, Candidate
+from consumer.alerting import ALERT, RULE_STATUS, AlertingCore, Candidate, UnreadableEvent
 from consumer.alerting.event_time import SOURCE_KAFKA
 from consumer.alerting.facts import read_facts
 from consumer.alerting.identity import event_id
@@ -392,12 +392,11 @@ class Member:
         self._tally.candidates += 1
         try:
             outputs = core.process(candidate)
-        except DecodeError as exc:
+        except UnreadableEvent as exc:
             # The matching member read this record in part (Avro) or whole: it is broken
-            # where it was not read, or members' codec settings differ. The candidate
-            # took a unit of its window's budget.
+            # where it was not read, or members' codec settings differ.
             self._dead_letter(message, INVALID_CANDIDATE, f"the matched record: {exc}")
-            return
+            outputs = exc.outputs
         for output in outputs:
             if output.kind == RULE_STATUS:
                 topic = self.settings.status_topic

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from alerting_helpers import Clock, event, make_core, seed_rule
 
-from consumer.alerting import ALERT, ALERT_UPDATE, Candidate
+from consumer.alerting import ALERT, ALERT_UPDATE, RULE_STATUS, Candidate, UnreadableEvent
 from consumer.alerting.facts import read_facts
 from consumer.rules.model import AlertSuppression, Rule
 
@@ -64,3 +65,26 @@ def test_deferred_candidates_give_the_same_outputs_and_decode_only_alerts() -> N
         assert decoded == alerts and 0 < alerts < len(_stream())
         if rule.alert_suppression is not None:
             assert any(o.kind == ALERT_UPDATE for o in eager)
+
+
+def test_an_event_that_cannot_be_decoded_for_its_alert_keeps_what_its_candidate_caused() -> None:
+    rule = seed_rule(timestamp_override=None, max_signals=1)
+    core = make_core(rule, Clock())
+    for i in range(2):  # one alert, one cut: the window will close with a final status
+        core.process(Candidate(rule, event(f"e{i}", f"2022-08-10T14:0{i}:00Z"), "logs-x"))
+
+    def broken() -> dict[str, Any]:
+        raise ValueError("invalid UTF-8 in host.name")
+
+    later = event("e9", "2022-08-10T14:40:00Z")
+    candidate = Candidate(rule, broken, "logs-x", facts=read_facts(rule, later, None))
+    with pytest.raises(UnreadableEvent, match="invalid UTF-8") as caught:
+        core.process(candidate)
+    [status] = caught.value.outputs
+    assert status.kind == RULE_STATUS and status.value["final"] is True
+    assert status.value["limited"] == 1
+    # Its window's one unit of budget stays spent; the next window alerts as usual.
+    [cut] = core.process(Candidate(rule, event("e10", "2022-08-10T14:41:00Z"), "logs-x"))
+    assert cut.kind == RULE_STATUS
+    [alert] = core.process(Candidate(rule, event("e11", "2022-08-10T14:46:00Z"), "logs-x"))
+    assert alert.kind == ALERT
