@@ -125,7 +125,12 @@ class Member:
         )
         # Avro: a record a rule may match is read for the fields matching and alerting
         # read (a third of the decode); the window owner decodes it whole for an alert.
-        self._projected = self.codec.format != "json" and self.codec.project(fields_read(rules))
+        # --prefilter off promises every record decoded and checked: whole, then.
+        self._projected = (
+            self.prefilter.enabled
+            and self.codec.format != "json"
+            and self.codec.project(fields_read(rules))
+        )
         self.subscriptions = list(settings.input_topics or rule_topics(rules))
         self.exactly_once = settings.guarantee == "exactly-once"
         self._clock = clock

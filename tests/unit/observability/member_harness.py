@@ -54,9 +54,11 @@ def attacks(count: int) -> list[bytes]:
 
 
 class Harness:
-    def __init__(self, rule: Rule, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, rule: Rule, registry: CollectorRegistry | None = None, **settings: Any
+    ) -> None:
         self.registry = registry or CollectorRegistry()
-        settings = Settings(input_topics=(INPUT,), metrics_port=0, instance_id="unit")
+        settings = Settings(input_topics=(INPUT,), metrics_port=0, instance_id="unit", **settings)
         self.member = Member(settings, [rule], registry=self.registry, clock=lambda: CLOCK)
         self.producer = RecordingProducer()
         self.member._producer = self.producer  # type: ignore[assignment]

@@ -87,11 +87,25 @@ def test_avro_matches_read_in_part_alert_as_whole_reads_do() -> None:
     assert alerts[0]["host"] == json.loads(json.dumps(events[0]["host"]))  # the whole event
 
 
-def test_an_avro_match_broken_where_it_was_not_read_is_dead_lettered_by_its_owner() -> None:
+def _broken_avro_attack() -> bytes:
+    """An attack in Avro with invalid UTF-8 in ``host.name`` and ``host.hostname``."""
     [event] = generate_events(1, match_every=1, start=START)
     value = encode_event_avro(event, confluent_schema_id=1, drop_unknown=True)
-    name = event["host"]["name"].encode()  # also host.hostname: both skipped
-    broken = value.replace(name, b"\xff" + name[1:])  # invalid UTF-8
+    name = event["host"]["name"].encode()
+    return value.replace(name, b"\xff" + name[1:])
+
+
+def test_with_the_prefilter_off_avro_records_are_read_and_checked_whole() -> None:
+    harness = Harness(seed_rule(), prefilter="off")
+    assert not harness.member._projected
+    harness.feed([_broken_avro_attack()])
+    assert harness.producer.take(harness.member._matches) == []
+    assert len(harness.producer.take(harness.member.settings.dead_letter_topic)) == 1
+    assert harness.value("detection_consumer_dead_letters_total", reason="avro_invalid") == 1
+
+
+def test_an_avro_match_broken_where_it_was_not_read_is_dead_lettered_by_its_owner() -> None:
+    broken = _broken_avro_attack()  # host.name and host.hostname: fields not read
     harness = Harness(seed_rule())
     harness.feed([broken])
     [candidate] = harness.producer.take(harness.member._matches)  # read in part: matched
