@@ -33,6 +33,8 @@ from consumer.codecs.avro_mapping import PRIMITIVES, fullname, named_type
 
 # (record bytes, offset of the Avro body) -> ECS event
 ReadEvent = Callable[[bytes, int], dict[str, Any]]
+# (field type, temporary name, event key, namespace) -> lines storing the field's value
+_Store = Callable[[Any, str, str, "str | None"], list[str]]
 
 # A union tag is a zigzag varint: branch i is byte 2*i while it fits in one byte.
 _ONE_BYTE_UNION = 64
@@ -184,7 +186,14 @@ class _Writer:
             return True  # a named record, maybe recursive: assumed so
         return schema == "null" or schema == {"type": "null"}
 
-    def _union(self, branches: list[Any], target: str, namespace: str | None) -> list[str]:
+    def _union(
+        self,
+        branches: list[Any],
+        target: str,
+        namespace: str | None,
+        read: Callable[[Any], list[str]] | None = None,
+    ) -> list[str]:
+        """A union's tag, then its branch read into ``target`` (or by ``read(branch)``)."""
         if len(branches) > _ONE_BYTE_UNION:
             raise _NotCovered("a union of more than 64 branches")
         kinds = [self.kind(b, namespace) for b in branches]
@@ -195,8 +204,8 @@ class _Writer:
         lines = [f"{tag} = data[pos]", "pos += 1"]
         for i, branch in enumerate(branches):
             keyword = "if" if i == 0 else "elif"
-            read = self.value(branch, target, namespace)
-            lines += [f"{keyword} {tag} == {2 * i}:", *_indent(read)]
+            lines_of = read(branch) if read else self.value(branch, target, namespace)
+            lines += [f"{keyword} {tag} == {2 * i}:", *_indent(lines_of or ["pass"])]
         return [*lines, "else: raise Unsure('union tag')"]
 
     def kind(self, schema: Any, namespace: str | None) -> type | None:
@@ -236,8 +245,12 @@ class _Writer:
         )
         return name
 
-    def _field(self, schema: Any, key: str, namespace: str | None) -> list[str]:
-        """Lines that read one field and store it under ``key`` unless it is null."""
+    def _field(
+        self, schema: Any, key: str, namespace: str | None, store: _Store | None = None
+    ) -> list[str]:
+        """Lines that read one field and store it under ``key`` unless it is null (by
+        ``store``, default ``_store``, for the field's type or its optional one's)."""
+        store = store or self._store
         value = self.temp()
         branches = schema if isinstance(schema, list) else None
         if branches and len(branches) == 2 and "null" in branches:
@@ -248,12 +261,12 @@ class _Writer:
                 f"{tag} = data[pos]",
                 "pos += 1",
                 f"if {tag} == {2 * other}:",
-                *_indent(self._store(branches[other], value, key, namespace)),
+                *_indent(store(branches[other], value, key, namespace)),
                 f"elif {tag}: raise Unsure('union tag')"
                 if other == 1
                 else f"elif {tag} != 2: raise Unsure('union tag')",
             ]
-        return self._store(schema, value, key, namespace)
+        return store(schema, value, key, namespace)
 
     def _store(self, schema: Any, value: str, key: str, namespace: str | None) -> list[str]:
         if schema in ("string", "bytes"):  # read last, straight into the event
@@ -316,28 +329,22 @@ class _Projection:
         return None
 
     def _descend(self, schema: Any, key: str, namespace: str | None, path: str) -> list[str]:
-        """A field holding a wanted field: its record read in part. Anything but a record
-        or an optional record is read whole."""
+        """A field holding a wanted field: its record (or optional record) read in part.
+        Anything else is read whole."""
         optional = isinstance(schema, list) and len(schema) == 2 and "null" in schema
         branch = schema[1 - schema.index("null")] if optional else schema
         full = self._record_name(branch, namespace)
         if full is None:
             return self.writer._field(schema, key, namespace)
-        value = self.writer.temp()
-        read = [
-            f"{value}, pos = {self.record(full, path)}(data, pos)",
-            f"if {value} is not None: out[{key}] = {value}",
-        ]
-        if not optional:
-            return read
-        tag, other = self.writer.temp(), 1 - schema.index("null")
-        return [
-            f"{tag} = data[pos]",
-            "pos += 1",
-            f"if {tag} == {2 * other}:",
-            *_indent(read),
-            f"elif {tag} != {2 * (1 - other)}: raise Unsure('union tag')",
-        ]
+        reader = self.record(full, path)
+
+        def store(_schema: Any, value: str, key: str, _namespace: str | None) -> list[str]:
+            return [
+                f"{value}, pos = {reader}(data, pos)",
+                f"if {value} is not None: out[{key}] = {value}",
+            ]
+
+        return self.writer._field(schema, key, namespace, store)
 
     def skip(self, schema: Any, namespace: str | None) -> list[str]:
         """Lines that move ``pos`` past a value of ``schema`` without reading it."""
@@ -346,15 +353,7 @@ class _Projection:
         if isinstance(schema, dict) and schema.get("type") in PRIMITIVES:
             schema = schema["type"]
         if isinstance(schema, list):
-            tag = self.writer.temp()
-            lines = [f"{tag} = data[pos]", "pos += 1"]
-            for i, branch in enumerate(schema):
-                keyword = "if" if i == 0 else "elif"
-                lines += [
-                    f"{keyword} {tag} == {2 * i}:",
-                    *_indent(self.skip(branch, namespace) or ["pass"]),
-                ]
-            return [*lines, "else: raise Unsure('union tag')"]
+            return self.writer._union(schema, "_", namespace, lambda b: self.skip(b, namespace))
         # Blocks: skipping an item may read no byte (a double is a jump), so a corrupt
         # count would loop for ever; more items than bytes left are left to fastavro.
         if isinstance(schema, dict) and schema.get("type") == "array":
