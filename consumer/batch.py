@@ -23,6 +23,19 @@ class RecordBatch:
     def __init__(self, values: Sequence[bytes]) -> None:
         self.values = values
 
+    @classmethod
+    def of(cls, values: Sequence[bytes | None]) -> RecordBatch:
+        """The batch of consumed ``values``, a tombstone (None) read as an empty record.
+
+        The records are joined first: the join refuses a None, so tombstones are found
+        without a pass of their own, and the joined buffer is built once either way."""
+        batch = cls(values)  # type: ignore[arg-type]  # checked by the join just below
+        try:
+            batch.joined  # noqa: B018  # built now, cached for the scans
+        except TypeError:
+            batch = cls([value or b"" for value in values])
+        return batch
+
     def __len__(self) -> int:
         return len(self.values)
 

@@ -35,21 +35,51 @@ def first_value(event: Mapping[str, Any], path: str) -> Any:
     orders differ only for an event that spells one field two ways with two values.
     """
     node: Any = event
-    for part in _split(path):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
+    parts = _split(path)
+    depth = 0
+    for part in parts:
+        if not (isinstance(node, dict) and part in node):
             break
+        node = node[part]
+        depth += 1
     else:
         if node is not None and not isinstance(node, (dict, list)):
             return node
+    # Absent from the nested objects: as often as not the field is just missing (a
+    # rule's ``event.ingested`` override before ingest), which a few dotted keys decide.
+    if depth < len(parts) and isinstance(node, dict) and _no_dotted_key(event, parts, depth):
+        return MISSING
     values = lookup(event, path)
     return values[0] if values else MISSING
+
+
+def _no_dotted_key(event: dict[str, Any], parts: tuple[str, ...], depth: int) -> bool:
+    """Whether none of the objects at ``parts[:depth]`` (each a dict holding the next
+    part) has a key spelling two or more of the following parts: then, as the nested
+    path stops at ``depth``, ``lookup`` finds nothing."""
+    node = event
+    dotted = _dotted_keys(parts)
+    for start in range(depth + 1):
+        for key in dotted[start]:
+            if key in node:
+                return False
+        if start < depth:
+            node = node[parts[start]]
+    return True
 
 
 @lru_cache(maxsize=256)
 def _split(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
+
+
+@lru_cache(maxsize=256)
+def _dotted_keys(parts: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """For each position, the dotted keys spelling two or more parts from there."""
+    return tuple(
+        tuple(".".join(parts[start:end]) for end in range(start + 2, len(parts) + 1))
+        for start in range(len(parts))
+    )
 
 
 def _collect(node: Any, parts: list[str], start: int, out: list[Any]) -> None:

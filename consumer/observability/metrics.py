@@ -60,6 +60,7 @@ class Metrics:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
+        self._by_input_topic: dict[str, tuple[Counter, Counter, Counter, Counter]] = {}
 
         def counter(name: str, doc: str, *labels: str) -> Counter:
             return Counter(PREFIX + name, doc, labels, registry=registry)
@@ -215,10 +216,11 @@ class Metrics:
         """Apply one batch's counts (the member calls this once per non-empty batch)."""
         for topic, (records, size, skipped) in tally.consumed.items():
             failed = sum(n for (t, _), n in tally.decode_failures.items() if t == topic)
-            self.events_consumed.labels(topic).inc(records)
-            self.bytes_consumed.labels(topic).inc(size)
-            self.events_skipped.labels(topic).inc(skipped)
-            self.events_decoded.labels(topic).inc(records - skipped - failed)
+            consumed, size_consumed, skipped_records, decoded = self._input_counters(topic)
+            consumed.inc(records)
+            size_consumed.inc(size)
+            skipped_records.inc(skipped)
+            decoded.inc(records - skipped - failed)
         for (topic, reason), n in tally.decode_failures.items():
             self.decode_failures.labels(topic, reason).inc(n)
         for reason, n in tally.dead_letters.items():
@@ -242,6 +244,19 @@ class Metrics:
             self._newest_record_s = tally.last_record_ms / 1000
             self.last_record_time.set(self._newest_record_s)
         self.batch_duration.observe(batch_seconds)
+
+    def _input_counters(self, topic: str) -> tuple[Counter, Counter, Counter, Counter]:
+        """The four counters every batch adds to for an input topic: a ``labels()``
+        look-up hashes and locks, so each topic's are looked up once."""
+        found = self._by_input_topic.get(topic)
+        if found is None:
+            found = self._by_input_topic[topic] = (
+                self.events_consumed.labels(topic),
+                self.bytes_consumed.labels(topic),
+                self.events_skipped.labels(topic),
+                self.events_decoded.labels(topic),
+            )
+        return found
 
     def add_rule_counters(self, rule: Rule, counters: RuleCounters) -> None:
         """Add what a core counted for ``rule`` since the last call, then zero its counters.

@@ -36,8 +36,6 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import repeat
-from operator import is_not
 from typing import Any
 
 from confluent_kafka import (
@@ -261,8 +259,9 @@ class Member:
     def _process_topic(self, topic: str | None, messages: list[Message]) -> None:
         """One topic's records of a batch, in their order."""
         errors = list(map(Message.error, messages))
-        # By identity: KafkaError cannot be compared with None (list.count would raise).
-        if any(map(is_not, errors, repeat(None))):
+        # By truth, not equality: a KafkaError is always true and cannot be compared with
+        # None (== raises); ``any`` over the list is the one C-level pass.
+        if any(errors):
             for error in errors:
                 if error is not None:
                     self._on_consume_error(error)
@@ -270,10 +269,8 @@ class Member:
             if not messages:
                 return
         # The next offset to consume of each partition: that of its last record, plus one.
-        for partition, last in dict(
-            zip(map(Message.partition, messages), messages, strict=True)
-        ).items():
-            self._pending[(topic, partition)] = last.offset() + 1
+        for partition, last in _last_of_each(list(map(Message.partition, messages))).items():
+            self._pending[(topic, partition)] = messages[last].offset() + 1
         if topic == self._matches:
             for message in messages:
                 self._on_candidate(message)
@@ -283,11 +280,10 @@ class Member:
     def _on_events(self, topic: str, messages: list[Message]) -> None:
         """Input records: decode those a rule could match or that need checking, run the
         rules the prefilter selected on each; the rest are counted as skipped."""
-        values = list(map(Message.value, messages))
-        if None in values:  # tombstones: empty, so they are dead-lettered as such
-            values = [value or b"" for value in values]
-        # One for both: what the prefilter and the codec ask of the batch is worked out once.
-        batch = RecordBatch(values)
+        # One for both: what the prefilter and the codec ask of the batch is worked out
+        # once. Tombstones read as empty records, so they are dead-lettered as such.
+        batch = RecordBatch.of(list(map(Message.value, messages)))
+        values = batch.values
         selected = dict(self.prefilter.scan(batch))
         checked = self.codec.needs_decoding(batch, self._read)
         self._read += len(values)
@@ -744,6 +740,18 @@ _FATAL_CODES = {
     KafkaError.GROUP_AUTHORIZATION_FAILED,
     KafkaError.SASL_AUTHENTICATION_FAILED,
 }
+
+
+def _last_of_each(partitions: list[int]) -> dict[int, int]:
+    """The index of the last record of each partition in a batch's ``partitions``.
+
+    A batch holds few partitions: found from the end, one C-level search each, rather
+    than a dict built over every record."""
+    last = len(partitions) - 1
+    if partitions.count(partitions[0]) == len(partitions):
+        return {partitions[0]: last}
+    backwards = partitions[::-1]
+    return {partition: last - backwards.index(partition) for partition in set(partitions)}
 
 
 def _timestamp_ms(message: Message) -> int | None:

@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
 from alerting_helpers import load_vector, seed_rule
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumer.alerting import canonical_form, event_identity, event_time, parse_timestamp
-from consumer.alerting.event_time import to_iso
-from consumer.alerting.fields import lookup
+from consumer.alerting.event_time import _parse_whole, to_iso
+from consumer.alerting.fields import MISSING, first_value, lookup
 
 
 @pytest.mark.parametrize("case", load_vector("timestamps.json")["cases"], ids=repr)
 def test_parse_timestamp_vectors(case: list[Any]) -> None:
     value, expected = case
     assert parse_timestamp(value) == expected
+
+
+_REPLACEMENTS = st.sampled_from(["", " ", "  ", ":", "-", ".", "x", "1", "\u0663"])
+_MUTATIONS = st.lists(st.tuples(st.integers(0, 30), _REPLACEMENTS), max_size=3)
+
+
+@st.composite
+def _near_rfc3339(draw: st.DrawFn) -> str:
+    """A time of the shape parsed by its second (``...THH:MM:SS.fffZ``) or near it: other
+    separators, fraction lengths and zones, then characters replaced or dropped."""
+    moment = draw(st.datetimes(min_value=datetime(1, 1, 1)))
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        + draw(st.sampled_from("Tt "))
+        + f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+        + draw(st.from_regex(r"\A([.,][0-9\u0663]{0,9})?\Z"))
+        + draw(st.sampled_from(["Z", "z", "", "+02:00", " Z"]))
+    )
+    for at, replacement in draw(_MUTATIONS):
+        text = text[:at] + replacement + text[at + 1 :]
+    return text
+
+
+@settings(max_examples=500)
+@given(_near_rfc3339())
+def test_a_time_parsed_by_its_second_is_the_time_of_the_whole_text(text: str) -> None:
+    assert parse_timestamp(text) == _parse_whole(text.strip())
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-12-04T09:00   .5Z", "2026-12-04         .5Z", "2026-12-04T09:00:00.Z"]
+)
+def test_a_time_that_only_looks_split_is_read_whole(text: str) -> None:
+    assert parse_timestamp(text) is None
 
 
 def test_to_iso_is_javascript_iso() -> None:
@@ -62,6 +99,27 @@ def test_lookup_mixes_dotted_and_nested() -> None:
     assert lookup(event, "a.b.c") == [1, 2, 3, 4]
     assert lookup({"a": [{"b": 1}, {"b": 2}]}, "a.b") == [1, 2]
     assert lookup({"a": {"b": None}}, "a.b") == []
+
+
+_KEYS = st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=3).map(".".join)
+_FIELD_VALUES = st.recursive(
+    st.one_of(st.none(), st.integers(0, 9), st.just([])),
+    lambda inner: st.one_of(st.dictionaries(_KEYS, inner, max_size=3), st.lists(inner, max_size=2)),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(_KEYS, _FIELD_VALUES, max_size=4), _KEYS)
+def test_first_value_finds_a_value_exactly_when_lookup_does(
+    event: dict[str, Any], path: str
+) -> None:
+    values = lookup(event, path)
+    found = first_value(event, path)
+    if values:
+        assert found in values
+    else:
+        assert found is MISSING
 
 
 @pytest.mark.parametrize("group", load_vector("identity.json")["same"])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from consumer.codecs import encode_event_avro
 from consumer.codecs.codec import AVRO_SAMPLE
 from consumer.generator import generate_events
@@ -122,6 +125,38 @@ def test_a_consume_error_in_a_batch_is_counted_and_its_records_still_handled() -
     harness.member._process_batch([good[0], error, good[1]])
     assert _value(harness, "kafka_errors_total", error="_TRANSPORT") == 1
     assert len(harness.producer.take(harness.member._matches)) == 2
+
+
+@settings(max_examples=200)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=30))
+def test_the_next_offset_of_each_partition_follows_its_last_record_in_the_batch(
+    partitions: list[int],
+) -> None:
+    from confluent_kafka import Message
+
+    harness = Harness(seed_rule())
+    offsets = [100 * p + i for i, p in enumerate(partitions)]
+    harness.member._process_batch([
+        Message(topic=INPUT, partition=p, offset=o, value=b"{}", timestamp=(1, 0))
+        for p, o in zip(partitions, offsets, strict=True)
+    ])  # fmt: skip
+    last = dict(zip(partitions, offsets, strict=True))
+    assert harness.member._pending == {(INPUT, p): o + 1 for p, o in last.items()}
+
+
+def test_a_tombstone_in_a_batch_is_dead_lettered_as_empty_and_the_rest_handled() -> None:
+    from confluent_kafka import Message
+
+    harness = Harness(seed_rule())
+    values = [attacks(1)[0], None, b'{"event": {"kind": "event"}}']
+    harness.member._process_batch([
+        Message(topic=INPUT, partition=0, offset=i, value=v, timestamp=(1, 0))
+        for i, v in enumerate(values)
+    ])  # fmt: skip
+    assert len(harness.producer.take(harness.member.settings.dead_letter_topic)) == 1
+    assert _value(harness, "dead_letters_total", reason="empty") == 1
+    assert len(harness.producer.take(harness.member._matches)) == 1
+    assert _value(harness, "events_consumed_total", topic=INPUT) == 3
 
 
 def test_a_match_commits_early_only_once_the_member_has_caught_up() -> None:
