@@ -18,8 +18,10 @@ encoding. A whole value is looked for with its delimiters, which makes short val
   of a value, or of a key (the name in ``field:*``), is itself. Used for JSON records
   (``--input-format json``, or a batch of records that all open with ``{``);
 - Avro: a string is its length (a zig-zag varint) and its UTF-8 bytes, so a value equal
-  to ``v`` is ``len(v) v``; keys are not in the bytes, so anchors use values only. For
-  a batch that may hold both, each value is looked for in both spellings.
+  to ``v`` is ``len(v) v``; keys are not in the bytes, so anchors use values only. Used
+  for Avro records (``--input-format avro``, or a batch of records that all open with
+  the Confluent magic byte). For a batch that may hold both, each value is looked for
+  in both spellings.
 
 Soundness (a rule left out cannot match the record) rests on how strings reach the bytes:
 
@@ -33,7 +35,12 @@ Soundness (a rule left out cannot match the record) rests on how strings reach t
   keyword fields give values, any test gives its field's key (``consumer.kql.literals``);
   a rule without any usable literal runs on every record;
 - records are joined with a NUL byte, which no needle contains (a rule whose literal
-  holds one runs on every record), so a needle found lies inside one record.
+  holds one runs on every record), so a needle found lies inside one record;
+- an event read from Avro holds only fields its reader schema has a place for: a rule
+  every match of which needs another field (``url.path`` against a process-event
+  schema, ``consumer.kql.may_match``) cannot match an Avro record and is not run on a
+  batch read as Avro: under ``auto``, one whose records all open with the Confluent
+  magic byte (a batch that mixes encodings runs every rule its anchors select).
 """
 
 from __future__ import annotations
@@ -50,7 +57,8 @@ import hyperscan
 from ahocorasick_rs import BytesAhoCorasick
 
 from consumer.batch import SEPARATOR, RecordBatch
-from consumer.kql import KEY, KEY_PART, PART, VALUE, Literal, required_literals
+from consumer.codecs.schemas import CONFLUENT_MAGIC
+from consumer.kql import KEY, KEY_PART, PART, VALUE, Literal, may_match, required_literals
 from consumer.rules import Rule
 
 Selection = tuple[int, ...]
@@ -81,26 +89,43 @@ class Prefilter:
 
     ``select(value)`` answers the same for one record: an empty tuple means no rule can
     match it. ``format`` is the input format the codec reads (``json``, ``avro`` or
-    ``auto``).
+    ``auto``); ``avro_fields`` says whether an event read from Avro can hold a field
+    (``EventCodec.avro_fields``; None: any field).
     """
 
     def __init__(
-        self, rules: Sequence[Rule], *, enabled: bool = True, format: str = "auto"
+        self,
+        rules: Sequence[Rule],
+        *,
+        enabled: bool = True,
+        format: str = "auto",
+        avro_fields: Callable[[str], bool] | None = None,
     ) -> None:
         self.all_rules: Selection = tuple(range(len(rules)))
         queries = [rule.query for rule in rules]
-        # The anchors for a batch whose records all open with "{", and for any other:
-        # one set when the format decides how every record is read.
+        # Rules no Avro record can match: left out of the Avro anchors, neither anchored
+        # nor run on every record.
+        not_avro = frozenset(
+            i
+            for i, query in enumerate(queries)
+            if avro_fields is not None and format != "json" and not may_match(query, avro_fields)
+        )
+        # The anchors for a batch whose records all open with "{", for one whose records
+        # all open with the Confluent magic byte (read as Avro), and for any other: one
+        # set when the format decides how every record is read.
         if format == "json":
-            self._json = self._other = _Anchors(queries, keys=True, spell=_json_forms)
+            self._json = self._avro = self._other = _Anchors(queries, keys=True, spell=_json_forms)
         elif format == "avro":
-            self._json = self._other = _Anchors(queries, keys=False, spell=_avro_forms)
+            self._json = self._avro = self._other = _Anchors(
+                queries, keys=False, spell=_avro_forms, never=not_avro
+            )
         else:
             self._json = _Anchors(queries, keys=True, spell=_json_forms)
+            self._avro = _Anchors(queries, keys=False, spell=_avro_forms, never=not_avro)
             self._other = _Anchors(queries, keys=False, spell=_any_forms)
         # Off when asked, or when no rule has an anchor: every rule runs on every record.
         self.enabled = enabled and any(
-            len(a.always) < len(rules) for a in (self._json, self._other)
+            len(a.always) < len(rules) for a in (self._json, self._avro, self._other)
         )
         # The escapes are found apart: two needles this short among the anchors' slowed
         # every scan several times.
@@ -144,12 +169,17 @@ class Prefilter:
         batches hold no needle at all, and then nothing per record is built.
         """
         batch = records if isinstance(records, RecordBatch) else RecordBatch(records)
-        values = batch.values
         if not self.enabled:
-            return [(i, self.all_rules) for i in range(len(values))]
-        anchors = self._other
-        if anchors is not self._json and batch.opens_json:
-            anchors = self._json
+            return [(i, self.all_rules) for i in range(len(batch.values))]
+        if self._other is not self._json and batch.opens_json:
+            return self._scan(batch, self._json)
+        if self._other is not self._avro and _opens_avro(batch):
+            return self._scan(batch, self._avro)
+        return self._scan(batch, self._other)
+
+    def _scan(self, batch: RecordBatch, anchors: _Anchors) -> list[tuple[int, Selection]]:
+        """``scan`` with ``anchors``, the set for the batch's encoding."""
+        values = batch.values
         joined = batch.joined
         if anchors.measure_due(len(values)):
             anchors.measure(joined)
@@ -209,13 +239,24 @@ class _Anchors:
     anchor, as a matching record holds each; the measure only decides which costs least.
     On endpoint events, ``event.module:endpoint`` (the guess for a rule that also needs
     ``event.kind:alert``) is on every record, ``alert`` on almost none.
+
+    Rules in ``never`` are left out: no record these anchors read can match them.
     """
 
-    def __init__(self, queries: Sequence[str], *, keys: bool, spell: Spell) -> None:
+    def __init__(
+        self,
+        queries: Sequence[str],
+        *,
+        keys: bool,
+        spell: Spell,
+        never: frozenset[int] = frozenset(),
+    ) -> None:
         always: list[int] = []
         # Each rule's candidate sets, in the query's ranking: the first anchors it.
         self._sets: dict[int, list[set[Spelling]]] = {}
         for index, query in enumerate(queries):
+            if index in never:  # no record these anchors read can match it
+                continue
             sets = [
                 forms
                 for literals in required_literals(query, keys=keys)[:_CANDIDATE_SETS]
@@ -323,6 +364,13 @@ class _Anchors:
         if find is None:
             find = self._single_scans[needle] = _finder([needle])
         return find
+
+
+def _opens_avro(batch: RecordBatch) -> bool:
+    """Whether every record of ``batch`` opens with the Confluent magic byte: the codec
+    reads such a record as Avro, never as JSON."""
+    firsts = batch.first_bytes
+    return firsts is not None and firsts.count(CONFLUENT_MAGIC) == len(firsts)
 
 
 def _checked(haystack: bytes, start: int, end: int, before: bytes, not_after: bytes) -> bool:

@@ -205,3 +205,56 @@ def compile_mapping(schema: dict[str, Any]) -> tuple[Convert, Encode]:
     encode = compiler.encoder(schema, None)
     assert decode is not None and encode is not None  # records always convert
     return decode, encode
+
+
+class FieldPresence:
+    """``presence(path)``: whether an event decoded with a top-level record schema can
+    hold the field at ``path`` (a full dotted ECS path).
+
+    It can when ``path`` is a field of one of the schema's records, a record itself
+    (``field:*`` holds for an object), or lies under a map (any key) or under a
+    recursive record (any depth). Fields are named as decoding names them
+    (``ecs_name``); arrays hold their items' fields.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._paths: set[str] = set()
+        self._open: set[str] = set()  # prefixes under which any field may exist
+        self._named: dict[str, tuple[Any, str | None]] = {}
+        self._walk(schema, "", None, frozenset())
+
+    def __call__(self, path: str) -> bool:
+        if path in self._paths:
+            return True
+        return any(path == p or path.startswith(f"{p}.") for p in self._open)
+
+    def _walk(self, node: Any, path: str, namespace: str | None, within: frozenset[str]) -> None:
+        if isinstance(node, str):
+            found = self._named.get(fullname(node, namespace))
+            if found is not None:
+                self._walk(found[0], path, found[1], within)
+            return
+        if isinstance(node, list):
+            for branch in node:
+                self._walk(branch, path, namespace, within)
+            return
+        kind = node["type"]
+        named = named_type(node, namespace)
+        if named is not None:
+            self._named[named[0]] = (node, namespace)
+        if kind in ("record", "error"):
+            full, inner = named  # type: ignore[misc]
+            if full in within:  # recursive: a field may nest it to any depth
+                self._open.add(path)
+                return
+            for field in node["fields"]:
+                name = field.get("ecs_name", field["name"])
+                sub = f"{path}.{name}" if path else name
+                self._paths.add(sub)
+                self._walk(field["type"], sub, inner, within | {full})
+        elif kind == "array":
+            self._walk(node["items"], path, namespace, within)
+        elif kind == "map":
+            self._open.add(path)
+        elif kind not in ("enum", "fixed"):
+            self._walk(kind, path, namespace, within)

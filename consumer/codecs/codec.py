@@ -33,7 +33,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -43,7 +43,7 @@ import fastavro
 from fastavro.validation import validate
 
 from consumer.batch import RecordBatch
-from consumer.codecs.avro_mapping import compile_mapping
+from consumer.codecs.avro_mapping import FieldPresence, compile_mapping
 from consumer.codecs.avro_reader import NOT_READ, ReadEvent, compile_reader
 from consumer.codecs.ecs import nest_dotted_keys
 from consumer.codecs.errors import DecodeError, EncodeError, SchemaError
@@ -231,6 +231,14 @@ class EventCodec:
         if fmt != "avro" and _JSON_START.match(value):
             return _JSON_OBJECT_PADDED.match(value) is not None and _valid_utf8(value)
         return fmt != "json" and self.raw_writer_schema is not None
+
+    def avro_fields(self) -> Callable[[str], bool] | None:
+        """Whether an event decoded from Avro can hold a field (dotted ECS path): only
+        the reader schema's fields reach an event, whatever the writer's. None when
+        this codec reads no Avro."""
+        if self.format == "json" or self.reader_schema is None:
+            return None
+        return FieldPresence(self.reader_schema.raw)
 
     def stores_strings_verbatim(self) -> bool:
         """Whether every string of a decoded event is in its record's bytes as UTF-8.

@@ -9,6 +9,7 @@ the modules document each choice (values, ranges, dates, fields).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from consumer.errors import KqlSyntaxError
@@ -23,8 +24,13 @@ from consumer.kql.literals import (
     fields_of,
     literals_of,
     named_fields,
+    satisfiable,
 )
 from consumer.kql.parser import parse
+
+# The engine asks several questions of each rule's query (its predicate, its literals
+# for each encoding, its fields): each is parsed once. Trees are immutable.
+_tree = lru_cache(maxsize=4096)(parse)
 
 __all__ = [
     "KEY",
@@ -36,6 +42,7 @@ __all__ = [
     "compile_filters",
     "compile_query",
     "known_fields",
+    "may_match",
     "parse",
     "query_fields",
     "required_literals",
@@ -51,7 +58,7 @@ def compile_query(
     called when a date-math comparison runs, and defaults to :func:`time.time`.
     Raises :class:`KqlSyntaxError` when the query does not parse.
     """
-    return compile_tree(parse(text), now)
+    return compile_tree(_tree(text), now)
 
 
 def required_literals(text: str, *, keys: bool = False) -> tuple[frozenset[Literal], ...]:
@@ -64,15 +71,22 @@ def required_literals(text: str, *, keys: bool = False) -> tuple[frozenset[Liter
     exact or wildcard tests on case-sensitive keyword-like fields; the most selective
     set comes first. Empty: nothing known.
     """
-    return literals_of(parse(text), keys=keys)
+    return literals_of(_tree(text), keys=keys)
+
+
+def may_match(text: str, field_present: Callable[[str], bool]) -> bool:
+    """Whether the query can match an event holding only the fields ``field_present``
+    allows (it is given full dotted paths): false when every match needs a field it
+    rules out, such as one an Avro reader schema has no place for."""
+    return satisfiable(_tree(text), field_present)
 
 
 def query_fields(text: str) -> frozenset[str]:
     """The field names the query reads (nested sub-fields as full dotted paths)."""
-    return fields_of(parse(text))
+    return fields_of(_tree(text))
 
 
 def known_fields(text: str) -> frozenset[str] | None:
     """``query_fields``, or None when the query may read fields it does not name (a
     wildcard in a field name, a value without a field)."""
-    return named_fields(parse(text))
+    return named_fields(_tree(text))

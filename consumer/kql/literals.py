@@ -19,6 +19,7 @@ Only case-sensitive tests in positive positions give values; numeric-looking val
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from consumer.kql import ast
@@ -143,6 +144,24 @@ def literals_of(tree: ast.Query, *, keys: bool = False) -> tuple[Alternatives, .
     for alternatives, _rank in _ranked(_conjuncts(distribute(tree), "", keys)):
         ranked.setdefault(alternatives)
     return tuple(ranked)
+
+
+def satisfiable(node: ast.Query, field_present: Callable[[str], bool], prefix: str = "") -> bool:
+    """False when every match of the query needs a field that ``field_present`` (given
+    a full dotted path) says no event holds: a positive test on it, in each branch of
+    an ``or``. True whenever in doubt (negations, free text, wildcard field names)."""
+    if isinstance(node, ast.FieldMatch | ast.Range):
+        if node.field.pattern is not None or not node.field.name:
+            return True
+        # A multi-field (process.name.text) reads its parent's values.
+        return field_present(ft.field_type(_full(prefix, node.field.name)).path)
+    if isinstance(node, ast.And):
+        return all(satisfiable(item, field_present, prefix) for item in node.items)
+    if isinstance(node, ast.Or):
+        return any(satisfiable(item, field_present, prefix) for item in node.items)
+    if isinstance(node, ast.Nested):
+        return satisfiable(node.query, field_present, _full(prefix, node.field.name))
+    return True
 
 
 def fields_of(tree: ast.Query) -> frozenset[str]:

@@ -119,7 +119,10 @@ class Member:
                 "see: the prefilter is off, every record is decoded"
             )
         self.prefilter = Prefilter(
-            rules, enabled=settings.prefilter == "on" and verbatim, format=self.codec.format
+            rules,
+            enabled=settings.prefilter == "on" and verbatim,
+            format=self.codec.format,
+            avro_fields=self.codec.avro_fields(),
         )
         # Avro: a record a rule may match is read for the fields matching and alerting
         # read (a third of the decode); the window owner decodes it whole for an alert.

@@ -169,6 +169,7 @@ def test_an_escape_forces_every_rule_even_where_another_rules_literal_is_found()
 # More anchors than single scans are run for: one Hyperscan pass finds them.
 _MANY = [_rule(f"process.name:tool{i}", f"r{i}") for i in range(20)]
 _JSON_RECORDS = [
+    b'{"url":{"path":"/x"},"process":{"name":"bash"}}',
     b'{"process":{"name":"tool3"}}',
     b'{"process":{"name":"tool11","args":["tool2"]}}',
     b'{"process":{"name":"bash"}}',
@@ -179,15 +180,20 @@ _JSON_RECORDS = [
     b'{"event":{"category":"process"},"process":{"name":"tool3","args":["tool2"]}}',
     b'{"event":{"category":"process"},"process":{"name":"tool3","args":["tool9"]}}',
 ]
+_AVRO_RECORDS = [
+    encode_event_avro(event, confluent_schema_id=1, drop_unknown=True)
+    for event in (
+        {"@timestamp": "2024-01-01T00:00:00Z", "process": {"name": "tool3", "pid": 9}},
+        {"@timestamp": "2024-01-01T00:00:00Z", "url": {"path": "/x"}, "process": {"name": "/x"}},
+        {"@timestamp": "2024-01-01T00:00:00Z", "process": {"name": "kextunload", "args": ["-b"]}},
+    )
+]
 _OTHER_RECORDS = [
     b"",
     b"tool",
     b"7",
     b'  {"process":{"name":"tool3"}}',
-    encode_event_avro(
-        {"@timestamp": "2024-01-01T00:00:00Z", "process": {"name": "tool3", "pid": 9}},
-        confluent_schema_id=1,
-    ),
+    *_AVRO_RECORDS,
 ]
 _RULE_SETS = [
     _MANY,
@@ -198,6 +204,8 @@ _RULE_SETS = [
     [_rule("process.parent.name:* and process.name:tool3", "o")],
     # Confirmed past the anchor, record by record or (in many records) by batch scans.
     [_rule("event.category:process and process.name:tool3 and process.args:tool2", "c")],
+    # Fields the Avro reader schema has no place for: such a rule matches JSON only.
+    [*SEED, _rule("url.path:*", "u"), _rule('url.path:"/x" or process.name:tool3', "o")],
 ]
 
 
@@ -219,13 +227,16 @@ def test_one_scan_of_a_batch_selects_for_each_record_what_it_selects_alone(batch
 @given(
     # The first batch of 100 records or more is measured: the anchors then follow it.
     measured=st.lists(st.sampled_from(_JSON_RECORDS + _OTHER_RECORDS), max_size=160),
-    batch=st.lists(st.sampled_from(_JSON_RECORDS + _OTHER_RECORDS), max_size=160),
+    batch=st.one_of(
+        st.lists(st.sampled_from(_JSON_RECORDS + _OTHER_RECORDS), max_size=160),
+        st.lists(st.sampled_from(_AVRO_RECORDS), max_size=160),
+    ),
     rules=st.sampled_from(_RULE_SETS),
     fmt=st.sampled_from(["auto", "json", "avro"]),
 )
 def test_a_mixed_batch_leaves_out_no_rule_a_record_matches(measured, batch, rules, fmt) -> None:
     codec = EventCodec.from_schema_dir(default_schema_dir(), format=fmt)
-    prefilter = Prefilter(rules, format=fmt)
+    prefilter = Prefilter(rules, format=fmt, avro_fields=codec.avro_fields())
     prefilter.scan(measured)
     selected = dict(prefilter.scan(batch))
     detector = Detector(rules)
@@ -315,3 +326,20 @@ def test_a_small_batch_keeps_the_anchors_until_a_large_one_comes() -> None:
     assert b'endpoint"' in prefilter.needles
     prefilter.scan([event] * 100)
     assert prefilter.needles == (b'alert"',)
+
+
+def test_a_rule_on_fields_the_avro_schema_lacks_runs_on_json_records_only() -> None:
+    codec = EventCodec.from_schema_dir(default_schema_dir())
+    rules = [*SEED, _rule("url.path:*", "u")]
+    prefilter = Prefilter(rules, avro_fields=codec.avro_fields())
+    avro = encode_event_avro(
+        {"@timestamp": "2024-01-01T00:00:00Z", "url": {"path": "/x"}, "process": {"name": "b"}},
+        confluent_schema_id=1,
+        drop_unknown=True,
+    )
+    assert prefilter.scan([avro] * 3) == []  # not run on Avro, not even on every record
+    json_record = b'{"url":{"path":"/x"},"process":{"name":"bash"}}'
+    assert Detector(rules).matching_rules(codec.decode(json_record)) == [rules[1]]
+    assert prefilter.scan([json_record]) == [(0, (1,))]
+    # A batch of both is scanned for both spellings: the rule runs on each record.
+    assert prefilter.scan([avro, json_record]) == [(0, (1,)), (1, (1,))]

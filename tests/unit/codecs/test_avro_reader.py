@@ -18,10 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.codecs import DecodeError, EventCodec, encode_event_avro
-from consumer.codecs.avro_mapping import compile_mapping
+from consumer.codecs import DecodeError, EventCodec, default_schema_dir, encode_event_avro
+from consumer.codecs.avro_mapping import FieldPresence, compile_mapping
 from consumer.codecs.avro_reader import NOT_READ, Unsure, compile_reader
 from consumer.generator import generate_events
+
+from ..paths import held_paths
 
 _names = count()
 
@@ -375,3 +377,23 @@ def test_a_corrupt_count_of_skipped_items_is_refused_not_looped_over(items: Any)
     varint.append(huge)
     with pytest.raises(NOT_READ):
         part(bytes(varint) + bytes(16), 0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_CASES)
+def test_every_field_a_decoded_event_holds_is_one_the_schema_has_a_place_for(
+    case: tuple[dict[str, Any], Any],
+) -> None:
+    schema, datum = case
+    present = FieldPresence(schema)
+    event = _reference(schema, _write(schema, datum))
+    assert all(present(path) for path in held_paths(event))
+    assert not present("no.such.field")
+
+
+def test_the_process_event_schema_has_no_place_for_other_events_fields() -> None:
+    present = EventCodec.from_schema_dir(default_schema_dir()).avro_fields()
+    assert present is not None
+    assert present("@timestamp") and present("process.parent.name") and present("process")
+    assert present("labels.any.key")  # a map: any key
+    assert not present("url.path") and not present("timestamp")  # timestamp is @timestamp

@@ -46,6 +46,7 @@ def test_public_api() -> None:
         "compile_filters",
         "compile_query",
         "known_fields",
+        "may_match",
         "parse",
         "query_fields",
         "required_literals",

@@ -18,9 +18,12 @@ from consumer.kql import (
     Literal,
     compile_query,
     known_fields,
+    may_match,
     query_fields,
     required_literals,
 )
+
+from ..paths import held_paths
 
 SEED = (
     "event.category:process and event.type:(start or process_started) and\n"
@@ -145,6 +148,14 @@ def _holds(event: object, literal: Literal) -> bool:
     return any(key.endswith(literal.text) for key in keys)
 
 
+# Queries whose matches need fields in a branch only, or under a negation.
+MAY_MATCH_QUERIES = [
+    "file.name:defg or not user.name:root",
+    "user:{ name:root } or process.name:hi",
+    "not (process.name:abc and f:ab)",
+    "process.parent.name:* and user.id:(x1 or y2)",
+]
+
 SOUNDNESS_QUERIES = [
     SEED,
     "process.name:kext* and process.args:(*EndpointSecurity* or -b)",
@@ -240,3 +251,33 @@ def test_a_value_spelled_like_a_field_name_is_a_weak_anchor_where_keys_are_spell
     query = "foo.activity:kernel and process.name:abc"
     assert required_literals(query)[0] == {Literal("kernel", VALUE)}
     assert required_literals(query, keys=True)[0] == {Literal("abc", VALUE)}
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SOUNDNESS_QUERIES + MAY_MATCH_QUERIES), events | near_events())
+def test_a_query_that_matches_an_event_may_match_one_with_its_fields(
+    query: str, event: dict
+) -> None:
+    if compile_query(query)(event):
+        assert may_match(query, held_paths(event).__contains__)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("url.path:*", False),
+        ("process.name:x", True),
+        ("url.path:x or process.name:y", True),
+        ("url.path:x and process.name:y", False),
+        ("not url.path:x", True),
+        ("process:{ name: x }", True),
+        ("url:{ path: x }", False),
+        ("process.name.text:x", True),  # a multi-field reads its parent
+        ("http.response.status_code >= 400", False),
+        ("kextunload", True),  # free text: any field
+        ("url.*:x", True),  # a wildcard field name: any field
+    ],
+)
+def test_may_match_asks_for_the_fields_every_match_needs(query: str, expected: bool) -> None:
+    present = {"process", "process.name", "event", "event.category"}.__contains__
+    assert may_match(query, present) is expected

@@ -53,6 +53,20 @@ def test_prefilter_setting_decides_whether_the_member_filters() -> None:
     assert not member("off").prefilter.enabled
 
 
+def test_avro_events_are_not_decoded_for_a_rule_on_fields_their_schema_lacks() -> None:
+    # url.path has no place in the process-event schema: no Avro event can hold it.
+    harness = Harness(replace(seed_rule(), query="url.path:* and process.name:*"))
+    avro = [
+        encode_event_avro(e, confluent_schema_id=1, drop_unknown=True)
+        for e in generate_events(50, match_every=None)
+    ]
+    harness.feed(avro)
+    assert _value(harness, "events_decoded_total", topic=INPUT) == 1  # the sample only
+    assert _value(harness, "events_skipped_total", topic=INPUT) == 49
+    harness.feed([b'{"url":{"path":"/x"},"process":{"name":"curl"}}'])  # JSON can
+    assert len(harness.producer.take(harness.member._matches)) == 1
+
+
 def test_prefilter_off_decodes_everything() -> None:
     harness = Harness(seed_rule())
     harness.member.prefilter = Prefilter([seed_rule()], enabled=False)  # --prefilter off
