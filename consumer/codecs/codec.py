@@ -67,6 +67,8 @@ DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 # when no rule can match it. A decode costs ~60 us (~2 KB events): one in 64 was 0.9 us
 # a record, more than the rest of the skip path; one in 4096 is ~15 ns.
 AVRO_SAMPLE = 4096
+# Compiled readers of some fields kept at once (one per field set asked for).
+_PARTIAL_READERS = 64
 
 _JSON_START = re.compile(rb"[ \t\r\n]*[{\[]")
 _NON_JSON_TYPE = re.compile(r'"(?:float|double|bytes|fixed)"')
@@ -120,7 +122,8 @@ class EventCodec:
         # Records of the reader schema itself are read by code compiled for it (see
         # avro_reader: ~2x faster than fastavro and the mapping, with the same result).
         self._read_event = compile_reader(reader_schema.raw) if reader_schema is not None else None
-        self._read_fields: ReadEvent | None = None  # see project()
+        # Readers of some fields only, by field set (see decode), compiled when first asked.
+        self._partial_readers: dict[frozenset[str], ReadEvent | None] = {}
         # Avro floats may hold NaN or infinity, and bytes are no JSON value: candidates and
         # alerts are JSON, so such an event is refused here rather than failing the member
         # when it matches. Only a reader schema with such types pays for the check.
@@ -159,27 +162,35 @@ class EventCodec:
             raw_writer_schema=schemas[raw_writer_schema] if raw_writer_schema else None,
         )
 
-    def project(self, fields: frozenset[str] | None) -> bool:
-        """Let ``decode(..., projected=True)`` read only ``fields`` (dotted ECS paths, read
-        whole with their sub-fields) and the objects holding them from Avro records of the
-        reader schema; the rest of such a record is skipped, not decoded or checked.
-        ``fields`` None: whole records. Answers whether records will be read in part (the
-        reader schema may not allow it)."""
-        reader = self.reader_schema
-        if reader is None or fields is None:
-            self._read_fields = None
-        else:
-            self._read_fields = compile_reader(reader.raw, fields)
-        return self._read_fields is not None
+    def reads_in_part(self) -> bool:
+        """Whether ``decode(..., fields=...)`` may read Avro records in part: the reader
+        schema is one the compiled reader covers."""
+        return self._read_event is not None
+
+    def _reader_of(self, fields: frozenset[str]) -> ReadEvent | None:
+        """The compiled reader of ``fields`` (None: the schema does not allow it). A
+        rule set has a few field sets; a flood of distinct ones starts the cache over."""
+        if fields not in self._partial_readers:
+            if len(self._partial_readers) >= _PARTIAL_READERS:
+                self._partial_readers.clear()
+            assert self.reader_schema is not None  # only asked for Avro records
+            self._partial_readers[fields] = compile_reader(self.reader_schema.raw, fields)
+        return self._partial_readers[fields]
 
     # -- decoding ---------------------------------------------------------------------
     def decode(
-        self, value: bytes | None, *, format: Format | None = None, projected: bool = False
+        self,
+        value: bytes | None,
+        *,
+        format: Format | None = None,
+        fields: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         """Decode one record value into an ECS event dict, or raise ``DecodeError``.
 
-        ``projected``: an Avro record of the reader schema is read for the fields set by
-        ``project`` only; anything else is decoded whole."""
+        ``fields`` (dotted ECS paths): an Avro record of the reader schema is read for
+        those fields (whole, with their sub-fields) and the objects holding them only;
+        the rest of it is skipped, not decoded or checked. Anything else, and every
+        record when ``fields`` is None, is decoded whole."""
         fmt = format or self.format
         if not value:
             raise DecodeError("empty", "record has no value")
@@ -190,15 +201,15 @@ class EventCodec:
         if fmt == "json":
             return decode_json(value, max_depth=self.max_depth)
         if fmt == "avro":
-            return self._decode_avro(value, projected)
+            return self._decode_avro(value, fields)
         if fmt != "auto":
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         if value[0] == CONFLUENT_MAGIC and len(value) >= CONFLUENT_HEADER_BYTES:
-            return self._decode_avro(value, projected)
+            return self._decode_avro(value, fields)
         if _JSON_START.match(value):
             return decode_json(value, max_depth=self.max_depth)
         if self.raw_writer_schema is not None:
-            return self._decode_avro(value, projected)
+            return self._decode_avro(value, fields)
         if not value.strip():
             raise DecodeError("empty", "record holds only whitespace")
         raise DecodeError(
@@ -309,7 +320,7 @@ class EventCodec:
             for header in headers
         )
 
-    def _decode_avro(self, value: bytes, projected: bool = False) -> dict[str, Any]:
+    def _decode_avro(self, value: bytes, fields: frozenset[str] | None = None) -> dict[str, Any]:
         reader = self.reader_schema
         if value[0] == CONFLUENT_MAGIC and len(value) >= CONFLUENT_HEADER_BYTES:
             schema_id = int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
@@ -327,7 +338,7 @@ class EventCodec:
         assert reader is not None  # the constructor guarantees it when Avro is configured
         # Same canonical form: no resolution needed, and the compiled reader applies.
         same = writer.canonical == reader.canonical
-        read = self._read_fields if projected and self._read_fields else self._read_event
+        read = (self._reader_of(fields) if fields is not None else None) or self._read_event
         event = self._read_compiled(read, value, offset) if same else None
         if event is None:
             event = self._read_with_fastavro(value, offset, writer, None if same else reader)

@@ -81,6 +81,8 @@ BATCH_SIZE = 500
 # long a record can sit in the client before the loop sees it.
 POLL_TIMEOUT = 0.005
 KAFKA_TIMEOUT = 30.0
+# Rule selections whose fields read are kept at once (see Member._fields_for).
+_SELECTIONS_KEPT = 1024
 
 
 class FatalKafkaError(ConsumerError):
@@ -124,14 +126,14 @@ class Member:
             format=self.codec.format,
             avro_fields=self.codec.avro_fields(),
         )
-        # Avro: a record a rule may match is read for the fields matching and alerting
-        # read (a third of the decode); the window owner decodes it whole for an alert.
-        # --prefilter off promises every record decoded and checked: whole, then.
+        # Avro: a record a rule may match is read for the fields its selected rules
+        # and alerting read (a third of the decode, with the seed rule); the window
+        # owner decodes it whole for an alert. --prefilter off promises every record
+        # decoded and checked: whole, then.
         self._projected = (
-            self.prefilter.enabled
-            and self.codec.format != "json"
-            and self.codec.project(fields_read(rules))
+            self.prefilter.enabled and self.codec.format != "json" and self.codec.reads_in_part()
         )
+        self._fields_by_selection: dict[Sequence[int], frozenset[str] | None] = {}
         self.subscriptions = list(settings.input_topics or rule_topics(rules))
         self.exactly_once = settings.guarantee == "exactly-once"
         self._clock = clock
@@ -338,11 +340,11 @@ class Member:
 
         Returns the event, or ``None`` when the record was dead-lettered.
         """
-        projected = self._projected and bool(selected)
+        fields = self._fields_for(selected) if self._projected and selected else None
         try:
-            event = self.codec.decode(value, projected=projected)
+            event = self.codec.decode(value, fields=fields)
             matches = self.detector.matching_rules(event, selected)
-            if matches and projected and event_id(event) is None:
+            if matches and fields is not None and event_id(event) is None:
                 # Identified by a hash of all of it (consumer.alerting.identity).
                 event = self.codec.decode(value)
         except DecodeError as exc:
@@ -364,6 +366,19 @@ class Member:
             self._produce(self._matches, rule.uuid.encode(), encode_candidate(record))
             self._urgent = True
         return event
+
+    def _fields_for(self, selected: Sequence[int]) -> frozenset[str] | None:
+        """What matching the ``selected`` rules (indexes) and alerting on their matches
+        read of an event (None: any field). Records select few distinct rule sets; a
+        flood of them starts the cache over."""
+        try:
+            return self._fields_by_selection[selected]
+        except KeyError:
+            if len(self._fields_by_selection) >= _SELECTIONS_KEPT:
+                self._fields_by_selection.clear()
+            rules = self.detector.rules
+            found = self._fields_by_selection[selected] = fields_read([rules[i] for i in selected])
+            return found
 
     def _on_candidate(self, message: Message) -> None:
         try:

@@ -356,6 +356,8 @@ def test_the_seed_rule_fields_of_generated_events_read_as_the_whole_read(
         read = part(record, 5)
         assert read == _restricted(schema, whole(record, 5), fields)
         assert set(read) == {"event", "process"} and "host" not in read
+        assert codec.decode(record, fields=frozenset(fields)) == read
+        assert codec.decode(record) == whole(record, 5)
 
 
 @pytest.mark.timeout(10)

@@ -7,6 +7,7 @@ production, only ``produce`` is recorded instead of sent.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,14 +56,20 @@ def attacks(count: int) -> list[bytes]:
 
 class Harness:
     def __init__(
-        self, rule: Rule, registry: CollectorRegistry | None = None, **settings: Any
+        self,
+        rule: Rule,
+        registry: CollectorRegistry | None = None,
+        *,
+        also: Sequence[Rule] = (),
+        **settings: Any,
     ) -> None:
         self.registry = registry or CollectorRegistry()
         settings = Settings(input_topics=(INPUT,), metrics_port=0, instance_id="unit", **settings)
-        self.member = Member(settings, [rule], registry=self.registry, clock=lambda: CLOCK)
+        rules = [rule, *also]
+        self.member = Member(settings, rules, registry=self.registry, clock=lambda: CLOCK)
         self.producer = RecordingProducer()
         self.member._producer = self.producer  # type: ignore[assignment]
-        self.member._cores[0] = AlertingCore([rule], clock=lambda: CLOCK)
+        self.member._cores[0] = AlertingCore(rules, clock=lambda: CLOCK)
         self._offset = 0
 
     def feed(self, values: list[bytes], topic: str = INPUT) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from consumer.codecs import encode_event_avro
 from consumer.generator import generate_events
@@ -93,6 +94,25 @@ def _broken_avro_attack() -> bytes:
     value = encode_event_avro(event, confluent_schema_id=1, drop_unknown=True)
     name = event["host"]["name"].encode()
     return value.replace(name, b"\xff" + name[1:])
+
+
+def test_a_record_is_read_for_the_fields_of_the_rules_selected_for_it() -> None:
+    # The other rule may read any field (free text), but its anchor is not in the
+    # attack: the attack is read for the seed rule's fields only, so a field broken
+    # where no rule reads passes here (its owner's whole decode would refuse it).
+    elsewhere = replace(seed_rule(), query="process.name:zzz and zzz", rule_id="z", name="z")
+    harness = Harness(seed_rule(), also=[elsewhere])
+    harness.feed([_broken_avro_attack()])
+    assert len(harness.producer.take(harness.member._matches)) == 1
+    assert harness.value("detection_consumer_dead_letters_total", reason="avro_invalid") == 0
+
+
+def test_a_record_a_rule_reading_any_field_may_match_is_read_whole() -> None:
+    anywhere = replace(seed_rule(), query="process.name:kextunload and kextunload", rule_id="k")
+    harness = Harness(seed_rule(), also=[anywhere])
+    harness.feed([_broken_avro_attack()])
+    assert harness.producer.take(harness.member._matches) == []
+    assert harness.value("detection_consumer_dead_letters_total", reason="avro_invalid") == 1
 
 
 def test_with_the_prefilter_off_avro_records_are_read_and_checked_whole() -> None:
