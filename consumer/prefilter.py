@@ -76,6 +76,8 @@ _MEASURED_BATCH = 100
 _MEASURE_EVERY = 1_000_000
 # A rule chosen in more records of a batch than this is confirmed by scanning the batch.
 _CONFIRM_ONE_BY_ONE = 64
+# Avro values shorter than this are scanned for with their length in front.
+_SHORT_VALUE = 16
 # JSON escapes that can hide a literal from a byte scan.
 _ESCAPES = (b"\\u", b"\\/")
 # What follows the backslash of an escape that can hide a literal.
@@ -472,7 +474,13 @@ def _json_forms(literal: Literal) -> set[Spelling]:
 def _avro_forms(literal: Literal) -> set[Spelling]:
     raw = literal.text.encode("utf-8")
     if literal.kind == VALUE:
-        return {Spelling(raw, before=_zigzag_varint(len(raw)))}
+        length = _zigzag_varint(len(raw))
+        # A short value is found inside many longer strings ("od" in "productVersion"),
+        # each found then checked in Python: scanned with its length, its few true
+        # occurrences are all that is found. A long one is seldom found by chance.
+        if len(raw) < _SHORT_VALUE:
+            return {Spelling(length + raw)}
+        return {Spelling(raw, before=length)}
     if literal.kind == PART:
         return {Spelling(raw)}
     raise ValueError(f"Avro records do not spell keys: {literal}")

@@ -180,6 +180,7 @@ _JSON_RECORDS = [
     b'{"event":{"category":"process"},"process":{"name":"tool3","args":["tool2"]}}',
     b'{"event":{"category":"process"},"process":{"name":"tool3","args":["tool9"]}}',
 ]
+_FRAMED = {"confluent_schema_id": 1}
 _AVRO_RECORDS = [
     encode_event_avro(event, confluent_schema_id=1, drop_unknown=True)
     for event in (
@@ -268,6 +269,9 @@ def test_whole_values_keys_and_avro_lengths_are_what_is_looked_for() -> None:
     avro = encode_event_avro({"@timestamp": "t", "process": {"name": "sh"}}, confluent_schema_id=1)
     assert b"\x04sh" in avro
     assert prefilter.select(avro) == (0,)
+    # A short value inside a longer string is no whole value.
+    bash = encode_event_avro({"@timestamp": "t", "process": {"name": "bash"}}, **_FRAMED)
+    assert prefilter.select(bash) == Prefilter(rules, format="avro").select(bash) == ()
     # No keys in Avro: there rule b is anchored on its weak value, event.category:process.
     avro_b = encode_event_avro(
         {"@timestamp": "t", "event": {"category": ["process"]}}, confluent_schema_id=1
