@@ -162,14 +162,16 @@ class EventCodec:
             raw_writer_schema=schemas[raw_writer_schema] if raw_writer_schema else None,
         )
 
-    def reads_in_part(self) -> bool:
-        """Whether ``decode(..., fields=...)`` may read Avro records in part: the reader
-        schema is one the compiled reader covers."""
-        return self._read_event is not None
+    def can_read_in_part(self, fields: frozenset[str]) -> bool:
+        """Whether ``decode(..., fields=fields)`` reads Avro records of the reader schema
+        in part (the schema may not allow it); its reader is compiled now, not on the
+        first record."""
+        return self.reader_schema is not None and self._reader_of(fields) is not None
 
     def _reader_of(self, fields: frozenset[str]) -> ReadEvent | None:
         """The compiled reader of ``fields`` (None: the schema does not allow it). A
-        rule set has a few field sets; a flood of distinct ones starts the cache over."""
+        member asks for one field set; should callers ask for many, the cache starts
+        over rather than grow."""
         if fields not in self._partial_readers:
             if len(self._partial_readers) >= _PARTIAL_READERS:
                 self._partial_readers.clear()

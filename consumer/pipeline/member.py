@@ -81,8 +81,6 @@ BATCH_SIZE = 500
 # long a record can sit in the client before the loop sees it.
 POLL_TIMEOUT = 0.005
 KAFKA_TIMEOUT = 30.0
-# Rule selections whose fields read are kept at once (see Member._fields_for).
-_SELECTIONS_KEPT = 1024
 
 
 class FatalKafkaError(ConsumerError):
@@ -126,14 +124,19 @@ class Member:
             format=self.codec.format,
             avro_fields=self.codec.avro_fields(),
         )
-        # Avro: a record a rule may match is read for the fields its selected rules
-        # and alerting read (a third of the decode, with the seed rule); the window
-        # owner decodes it whole for an alert. --prefilter off promises every record
-        # decoded and checked: whole, then.
+        # Avro: a record a rule may match is read for the fields the rules naming their
+        # fields and alerting read (a third of the decode, with the seed rule), unless a
+        # rule selected for it may read any field; the window owner decodes it whole for
+        # an alert. One reader for them all: compiling one takes tens of milliseconds.
+        # --prefilter off promises every record decoded and checked: whole, then.
+        self._reads_any = frozenset(i for i, rule in enumerate(rules) if not _names_fields(rule))
+        self._fields = fields_read([rule for rule in rules if _names_fields(rule)])
         self._projected = (
-            self.prefilter.enabled and self.codec.format != "json" and self.codec.reads_in_part()
+            self.prefilter.enabled
+            and self.codec.format != "json"
+            and self._fields is not None
+            and self.codec.can_read_in_part(self._fields)
         )
-        self._fields_by_selection: dict[Sequence[int], frozenset[str] | None] = {}
         self.subscriptions = list(settings.input_topics or rule_topics(rules))
         self.exactly_once = settings.guarantee == "exactly-once"
         self._clock = clock
@@ -340,7 +343,11 @@ class Member:
 
         Returns the event, or ``None`` when the record was dead-lettered.
         """
-        fields = self._fields_for(selected) if self._projected and selected else None
+        fields = (
+            self._fields
+            if self._projected and selected and self._reads_any.isdisjoint(selected)
+            else None
+        )
         try:
             event = self.codec.decode(value, fields=fields)
             matches = self.detector.matching_rules(event, selected)
@@ -366,19 +373,6 @@ class Member:
             self._produce(self._matches, rule.uuid.encode(), encode_candidate(record))
             self._urgent = True
         return event
-
-    def _fields_for(self, selected: Sequence[int]) -> frozenset[str] | None:
-        """What matching the ``selected`` rules (indexes) and alerting on their matches
-        read of an event (None: any field). Records select few distinct rule sets; a
-        flood of them starts the cache over."""
-        try:
-            return self._fields_by_selection[selected]
-        except KeyError:
-            if len(self._fields_by_selection) >= _SELECTIONS_KEPT:
-                self._fields_by_selection.clear()
-            rules = self.detector.rules
-            found = self._fields_by_selection[selected] = fields_read([rules[i] for i in selected])
-            return found
 
     def _on_candidate(self, message: Message) -> None:
         try:
@@ -758,6 +752,11 @@ _FATAL_CODES = {
     KafkaError.GROUP_AUTHORIZATION_FAILED,
     KafkaError.SASL_AUTHENTICATION_FAILED,
 }
+
+
+def _names_fields(rule: Rule) -> bool:
+    """Whether ``rule`` reads only fields it names (see ``fields_read``)."""
+    return fields_read([rule]) is not None
 
 
 def _last_of_each(partitions: list[int]) -> dict[int, int]:

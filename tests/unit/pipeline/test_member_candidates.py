@@ -96,7 +96,7 @@ def _broken_avro_attack() -> bytes:
     return value.replace(name, b"\xff" + name[1:])
 
 
-def test_a_record_is_read_for_the_fields_of_the_rules_selected_for_it() -> None:
+def test_a_record_no_rule_reading_any_field_may_match_is_read_in_part() -> None:
     # The other rule may read any field (free text), but its anchor is not in the
     # attack: the attack is read for the seed rule's fields only, so a field broken
     # where no rule reads passes here (its owner's whole decode would refuse it).
