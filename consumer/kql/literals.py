@@ -160,6 +160,8 @@ def satisfiable(node: ast.Query, field_present: Callable[[str], bool], prefix: s
     if isinstance(node, ast.Or):
         return any(satisfiable(item, field_present, prefix) for item in node.items)
     if isinstance(node, ast.Nested):
+        if node.field.pattern is not None:
+            return True
         return satisfiable(node.query, field_present, _full(prefix, node.field.name))
     return True
 

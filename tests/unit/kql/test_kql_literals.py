@@ -154,6 +154,7 @@ MAY_MATCH_QUERIES = [
     "user:{ name:root } or process.name:hi",
     "not (process.name:abc and f:ab)",
     "process.parent.name:* and user.id:(x1 or y2)",
+    "proc*:{ name:(abc or hi) }",
 ]
 
 SOUNDNESS_QUERIES = [
@@ -276,6 +277,7 @@ def test_a_query_that_matches_an_event_may_match_one_with_its_fields(
         ("http.response.status_code >= 400", False),
         ("kextunload", True),  # free text: any field
         ("url.*:x", True),  # a wildcard field name: any field
+        ("proc*:{ name: x }", True),  # ... also of a nested query
     ],
 )
 def test_may_match_asks_for_the_fields_every_match_needs(query: str, expected: bool) -> None:
