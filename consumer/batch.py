@@ -15,6 +15,7 @@ from operator import itemgetter
 #: Between records in ``RecordBatch.joined``: no prefilter needle holds it.
 SEPARATOR = b"\x00"
 _FIRST, _LAST = itemgetter(0), itemgetter(-1)
+_OPEN_BRACE = ord("{")
 
 
 class RecordBatch:
@@ -55,8 +56,12 @@ class RecordBatch:
     @cached_property
     def opens_json(self) -> bool:
         """Whether every record opens with ``{``."""
+        return self.all_open_with(_OPEN_BRACE)
+
+    def all_open_with(self, byte: int) -> bool:
+        """Whether every record opens with ``byte`` (the Confluent magic byte, ``{``...)."""
         firsts = self.first_bytes
-        return firsts is not None and firsts.count(b"{") == len(firsts)
+        return firsts is not None and firsts.count(byte) == len(firsts)
 
     @cached_property
     def closes_json(self) -> bool:

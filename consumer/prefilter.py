@@ -175,7 +175,8 @@ class Prefilter:
             return [(i, self.all_rules) for i in range(len(batch.values))]
         if self._other is not self._json and batch.opens_json:
             return self._scan(batch, self._json)
-        if self._other is not self._avro and _opens_avro(batch):
+        # The codec reads a record opening with the Confluent magic byte as Avro, never JSON.
+        if self._other is not self._avro and batch.all_open_with(CONFLUENT_MAGIC):
             return self._scan(batch, self._avro)
         return self._scan(batch, self._other)
 
@@ -366,13 +367,6 @@ class _Anchors:
         if find is None:
             find = self._single_scans[needle] = _finder([needle])
         return find
-
-
-def _opens_avro(batch: RecordBatch) -> bool:
-    """Whether every record of ``batch`` opens with the Confluent magic byte: the codec
-    reads such a record as Avro, never as JSON."""
-    firsts = batch.first_bytes
-    return firsts is not None and firsts.count(CONFLUENT_MAGIC) == len(firsts)
 
 
 def _checked(haystack: bytes, start: int, end: int, before: bytes, not_after: bytes) -> bool:

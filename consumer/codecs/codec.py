@@ -308,9 +308,7 @@ class EventCodec:
     def _all_known_avro(self, batch: RecordBatch) -> bool:
         """Every record under a Confluent header whose schema id the registry knows, and
         none too long."""
-        if self.registry is None or batch.first_bytes is None:
-            return False
-        if batch.first_bytes.count(CONFLUENT_MAGIC) != len(batch):
+        if self.registry is None or not batch.all_open_with(CONFLUENT_MAGIC):
             return False
         if not batch.longest_at_most(self.max_record_bytes):
             return False

@@ -129,8 +129,12 @@ class Member:
         # rule selected for it may read any field; the window owner decodes it whole for
         # an alert. One reader for them all: compiling one takes tens of milliseconds.
         # --prefilter off promises every record decoded and checked: whole, then.
-        self._reads_any = frozenset(i for i, rule in enumerate(rules) if not _names_fields(rule))
-        self._fields = fields_read([rule for rule in rules if _names_fields(rule)])
+        self._reads_any = frozenset(
+            i for i, rule in enumerate(rules) if fields_read([rule]) is None
+        )
+        self._fields = fields_read(
+            [rule for i, rule in enumerate(rules) if i not in self._reads_any]
+        )
         self._projected = (
             self.prefilter.enabled
             and self.codec.format != "json"
@@ -752,11 +756,6 @@ _FATAL_CODES = {
     KafkaError.GROUP_AUTHORIZATION_FAILED,
     KafkaError.SASL_AUTHENTICATION_FAILED,
 }
-
-
-def _names_fields(rule: Rule) -> bool:
-    """Whether ``rule`` reads only fields it names (see ``fields_read``)."""
-    return fields_read([rule]) is not None
 
 
 def _last_of_each(partitions: list[int]) -> dict[int, int]:

@@ -23,6 +23,7 @@ def test_the_batch_facts_are_each_records_facts(values: list[bytes], join_first:
         assert batch.joined == SEPARATOR.join(values)
     assert len(batch) == len(values)
     assert batch.opens_json == all(v.startswith(b"{") for v in values)
+    assert batch.all_open_with(0) == all(v.startswith(b"\x00") for v in values)
     assert batch.closes_json == all(v.endswith(b"}") for v in values)
     assert batch.ascii == all(v.isascii() for v in values)
     assert batch.size == sum(map(len, values))
