@@ -8,8 +8,10 @@ C-level passes, and only when first asked.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from functools import cached_property
+from itertools import accumulate
 from operator import itemgetter
 
 #: Between records in ``RecordBatch.joined``: no prefilter needle holds it.
@@ -44,6 +46,23 @@ class RecordBatch:
     def joined(self) -> bytes:
         """The records joined by ``SEPARATOR``: one buffer to scan for them all."""
         return SEPARATOR.join(self.values)
+
+    @cached_property
+    def _ends(self) -> list[int]:
+        """Where each record ends, separators left out: record k ends ``k`` bytes later
+        in ``joined``."""
+        return list(accumulate(map(len, self.values)))
+
+    def record_at(self, position: int) -> int:
+        """The index of the record holding byte ``position`` of ``joined``."""
+        ends = self._ends
+        # Record k ends at ends[k] + k, less than len(values) bytes past ends[k]: the
+        # search starts that far back and walks the rest (a step or two for records
+        # longer than the batch has records), one C-level pass of the lengths in all.
+        k = bisect_right(ends, position - len(ends))
+        while ends[k] + k <= position:
+            k += 1
+        return k
 
     @cached_property
     def first_bytes(self) -> bytes | None:

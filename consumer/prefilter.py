@@ -46,11 +46,8 @@ Soundness (a rule left out cannot match the record) rests on how strings reach t
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Sequence
-from itertools import accumulate, repeat
-from operator import add
 from typing import NamedTuple
 
 import hyperscan
@@ -185,24 +182,23 @@ class Prefilter:
         values = batch.values
         joined = batch.joined
         if anchors.measure_due(len(values)):
-            anchors.measure(joined)
+            anchors.measure(joined, len(values))
         hits = anchors.find(joined)
         escapes = self._escapes(joined)
         always = anchors.always
         if not hits and not escapes:
             return [(i, always) for i in range(len(values))] if always else []
-        # bounds[k]: where record k + 1 starts in the joined batch.
-        bounds = list(accumulate(map(add, map(len, values), repeat(1))))
         chosen: dict[int, set[int]] = {}
         checks = anchors.checks
+        record_at = batch.record_at
         for needle, start, end in hits:
             for before, not_after, owners in checks[needle]:
                 if _checked(joined, start, end, before, not_after):
-                    chosen.setdefault(bisect_right(bounds, start), set()).update(owners)
-        anchors.confirm(chosen, values, joined, bounds)
+                    chosen.setdefault(record_at(start), set()).update(owners)
+        anchors.confirm(chosen, batch)
         chosen = {i: rules.union(always) for i, rules in chosen.items() if rules}
         for start in escapes:
-            chosen[bisect_right(bounds, start)] = set(self.all_rules)
+            chosen[record_at(start)] = set(self.all_rules)
         if not always:
             return [(i, tuple(sorted(chosen[i]))) for i in sorted(chosen)]
         return [
@@ -232,9 +228,10 @@ class _Anchors:
     of a needle found (and the rules it then selects), the rules without an anchor.
 
     A rule whose anchor is found must also hold its next required literal sets (up to
-    ``_CONFIRMED``) before it is selected: an anchor as common as ``event.type:start``
-    then lets through only the records that also hold the rule's rarer literals. Those
-    are looked for in the few records the scan selected, not in the batch.
+    ``_CONFIRMED``, less any a measured batch held about once a record) before it is
+    selected: an anchor as common as ``event.type:start`` then lets through only the
+    records that also hold the rule's rarer literals. Those are looked for in the few
+    records the scan selected, not in the batch.
 
     Which set anchors a rule is first guessed from the query (``required_literals``
     ranks them), then measured: ``measure`` counts every candidate set's needles in a
@@ -278,17 +275,15 @@ class _Anchors:
         self._count_all: Find | None = None
         self._measure_in = 0  # records to scan before the next measure
         self._arrange(self._sets)
+        self._choose_confirms(self._sets)
 
     def _arrange(self, sets: dict[int, list[set[Spelling]]]) -> None:
-        """Anchor each rule on its first set; confirm with the next ``_CONFIRMED``."""
+        """Anchor each rule on its first set."""
         checks: dict[bytes, dict[tuple[bytes, bytes], set[int]]] = {}
-        self._confirms: dict[int, list[set[Spelling]]] = {}
         for index, ordered in sets.items():
             for form in ordered[0]:
                 by_check = checks.setdefault(form.needle, {})
                 by_check.setdefault((form.before, form.not_after), set()).add(index)
-            if len(ordered) > 1:
-                self._confirms[index] = ordered[1 : 1 + _CONFIRMED]
         self._anchored = {index: ordered[0] for index, ordered in sets.items()}
         self.needles = tuple(checks)
         self.checks = [
@@ -297,14 +292,30 @@ class _Anchors:
         ]
         self.find = _finder(self.needles)
 
+    def _choose_confirms(
+        self,
+        sets: dict[int, list[set[Spelling]]],
+        may_leave_out: Callable[[set[Spelling]], bool] = lambda _: True,
+    ) -> None:
+        """Confirm each rule with the first ``_CONFIRMED`` of its sets after its anchor
+        that ``may_leave_out`` a record."""
+        self._confirms: dict[int, list[set[Spelling]]] = {}
+        for index, ordered in sets.items():
+            confirms = [forms for forms in ordered[1:] if may_leave_out(forms)][:_CONFIRMED]
+            if confirms:
+                self._confirms[index] = confirms
+
     def measure_due(self, records: int) -> bool:
         """Count ``records`` scanned; whether this batch should be measured first."""
         self._measure_in -= records
         return self._measure_in <= 0 and records >= _MEASURED_BATCH
 
-    def measure(self, joined: bytes) -> None:
-        """Anchor each rule on its candidate set whose needles ``joined`` holds least
-        (ties keep the query's ranking); the scan is rebuilt only on a change."""
+    def measure(self, joined: bytes, records: int) -> None:
+        """Anchor each rule on its candidate set whose needles ``joined`` (a batch of
+        ``records``) holds least (ties keep the query's ranking); the scan is rebuilt
+        only on a change. A set found as often as there are records is likely in every
+        one (``event.category:process``): it confirms no rule, as confirming with it
+        would cost a search per selected record and leave none out."""
         self._measure_in = _MEASURE_EVERY
         if self._count_all is None:
             needles = {f.needle for sets in self._sets.values() for fs in sets for f in fs}
@@ -318,14 +329,9 @@ class _Anchors:
         ordered = {index: sorted(sets, key=cost) for index, sets in self._sets.items()}
         if any(ordered[i][0] is not anchor for i, anchor in self._anchored.items()):
             self._arrange(ordered)
+        self._choose_confirms(ordered, lambda forms: cost(forms) < records)
 
-    def confirm(
-        self,
-        chosen: dict[int, set[int]],
-        values: Sequence[bytes],
-        joined: bytes,
-        bounds: Sequence[int],
-    ) -> None:
+    def confirm(self, chosen: dict[int, set[int]], batch: RecordBatch) -> None:
         """Drop from ``chosen`` (record index: rules whose anchor it holds) each rule
         whose other required sets the record does not hold.
 
@@ -333,7 +339,7 @@ class _Anchors:
         while in many (its anchor as common as ``event.type:start``), by one scan of the
         joined batch per literal, which then costs less than a search per record.
         """
-        confirms = self._confirms
+        confirms, values = self._confirms, batch.values
         records_of: dict[int, list[int]] = {}
         for i, rules in chosen.items():
             for rule in rules:
@@ -343,7 +349,7 @@ class _Anchors:
             held = records
             for forms in confirms[rule]:
                 if len(held) > _CONFIRM_ONE_BY_ONE:
-                    holding = self._holding(forms, joined, bounds)
+                    holding = self._holding(forms, batch)
                     held = [i for i in held if i in holding]
                 else:
                     held = [i for i in held if any(_occurs(values[i], f) for f in forms)]
@@ -353,13 +359,14 @@ class _Anchors:
                 for i in set(records).difference(held):
                     chosen[i].discard(rule)
 
-    def _holding(self, forms: set[Spelling], joined: bytes, bounds: Sequence[int]) -> set[int]:
-        """The records of the joined batch holding one of ``forms``."""
+    def _holding(self, forms: set[Spelling], batch: RecordBatch) -> set[int]:
+        """The records of ``batch`` holding one of ``forms``."""
         found: set[int] = set()
+        joined = batch.joined
         for form in forms:
             for _, start, end in self._scan_for(form.needle)(joined):
                 if _checked(joined, start, end, form.before, form.not_after):
-                    found.add(bisect_right(bounds, start))
+                    found.add(batch.record_at(start))
         return found
 
     def _scan_for(self, needle: bytes) -> Find:

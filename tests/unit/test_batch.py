@@ -31,3 +31,19 @@ def test_the_batch_facts_are_each_records_facts(values: list[bytes], join_first:
     assert batch.first_bytes == (bytes(v[0] for v in values) if all(values) else None)
     for limit in (0, 3, 8):
         assert batch.longest_at_most(limit) == all(len(v) <= limit for v in values)
+
+
+@given(
+    st.lists(
+        st.one_of(st.binary(max_size=6), st.binary(min_size=200, max_size=2000)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_each_byte_of_the_joined_batch_is_found_in_its_record(values: list[bytes]) -> None:
+    batch = RecordBatch(values)
+    start = 0
+    for index, value in enumerate(values):
+        for position in range(start, start + len(value)):
+            assert batch.record_at(position) == index
+        start += len(value) + len(SEPARATOR)

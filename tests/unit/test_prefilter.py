@@ -322,6 +322,26 @@ def test_a_rule_is_anchored_on_the_literal_its_stream_holds_least() -> None:
     assert prefilter.scan([event] * 3 + [alert]) == [(3, (0,))]
 
 
+def test_a_literal_on_every_record_confirms_no_rule_and_a_rare_one_still_does() -> None:
+    rules = [_rule("event.category:process and process.name:kextunload and process.args:kx")]
+    prefilter = Prefilter(rules, format="json")
+
+    def record(name: str, args: str, **event: str) -> bytes:
+        return json.dumps({"event": event, "process": {"name": name, "args": [args]}}).encode()
+
+    stream = [record("ls", "-l", category="process")] * 99
+    assert prefilter.scan([*stream, record("kextunload", "kx", category="process")]) == [
+        (99, (0,))
+    ]
+    # No event.category, so no match: left out while the category key (or "process")
+    # confirmed the rule. Both were on every measured record: now neither does, and
+    # the record is decoded. The rare literals still anchor and confirm the rule: a
+    # record without either is left out.
+    uncategorized = record("kextunload", "kx", kind="event")
+    without_rare = [record("ls", "kx", category="process"), record("kextunload", "-l")]
+    assert prefilter.scan([uncategorized, *without_rare]) == [(0, (0,))]
+
+
 def test_a_small_batch_keeps_the_anchors_until_a_large_one_comes() -> None:
     rules = [_rule("event.kind:alert and event.module:endpoint", "a")]
     prefilter = Prefilter(rules, format="json")
