@@ -24,6 +24,7 @@ from consumer.alerting import AlertingCore
 from consumer.codecs import encode_event_avro, encode_event_json
 from consumer.generator import generate_events
 from consumer.pipeline import Member
+from consumer.pipeline.records import decode_candidates
 from consumer.rules import builtin_rules_path, load_rules
 from consumer.settings import Settings
 
@@ -86,11 +87,12 @@ def run(
     started = time.perf_counter()
     _handle(member, events)
     event_rate = count / (time.perf_counter() - started)
-    candidates = [v for t, _k, v in producer.records if t == member._matches]
-    matches = _messages(member._matches, candidates, now_ms)
+    records = [v for t, _k, v in producer.records if t == member._matches]
+    candidates = sum(len(decode_candidates(v)) for v in records)  # a batch's, per rule
+    matches = _messages(member._matches, records, now_ms)
     started = time.perf_counter()
     _handle(member, matches)
-    candidate_rate = len(matches) / (time.perf_counter() - started)
+    candidate_rate = candidates / (time.perf_counter() - started)
     return bare_rate, event_rate, candidate_rate
 
 

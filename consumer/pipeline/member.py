@@ -6,10 +6,11 @@ The member subscribes to the input topics and to the internal matches topic. Per
   that looks well formed is counted and not decoded; any other is decoded
   (undecodable: to the dead-letter topic, with its reason),
   matched against every rule, and each match is written to the matches topic keyed by
-  rule uuid, so all candidates of a rule meet at the one member owning that partition;
-- a matches record goes through that partition's ``AlertingCore`` (restored from the
-  changelog when the partition was assigned); its alerts go to the alerts topic keyed by
-  alert id, status records to the status topic;
+  rule uuid, so all candidates of a rule meet at the one member owning that partition
+  (one record per rule and batch, ``consumer.pipeline.records``);
+- a matches record's candidates go through that partition's ``AlertingCore`` (restored
+  from the changelog when the partition was assigned); their alerts go to the alerts
+  topic keyed by alert id, status records to the status topic;
 - at the commit interval, the cores' state changes go to the changelog, and under
   exactly-once the consumed offsets and every record written since the last commit
   commit in one Kafka transaction. Under at-least-once the producer is flushed first and
@@ -67,8 +68,8 @@ from consumer.pipeline.records import (
     UNKNOWN_RULE,
     CandidateRecord,
     dead_letter_headers,
-    decode_candidate,
-    encode_candidate,
+    decode_candidates,
+    encode_candidates,
 )
 from consumer.pipeline.startup import ClientErrors, wait_for_broker
 from consumer.prefilter import Prefilter
@@ -81,6 +82,9 @@ BATCH_SIZE = 500
 # long a record can sit in the client before the loop sees it.
 POLL_TIMEOUT = 0.005
 KAFKA_TIMEOUT = 30.0
+# The matched records' bytes one matches record carries at most (a larger one goes
+# alone): well under librdkafka's and the broker's limit on a record (1 MB).
+CANDIDATE_RECORD_BYTES = 256 * 1024
 
 
 class FatalKafkaError(ConsumerError):
@@ -285,7 +289,7 @@ class Member:
             self._pending[(topic, partition)] = messages[last].offset() + 1
         if topic == self._matches:
             for message in messages:
-                self._on_candidate(message)
+                self._on_candidates(message)
         elif topic not in self._outputs:
             self._on_events(topic, messages)
 
@@ -309,11 +313,16 @@ class Member:
         counts[0] += len(values)
         counts[1] += batch.size
         counts[2] += len(values) - len(selected)
+        matched: dict[str, list[CandidateRecord]] = {}
         for i in sorted(selected) if checked else selected:
-            event = self._on_event(messages[i], values[i], selected[i])
+            event = self._on_event(messages[i], values[i], selected[i], matched)
             if event is not None:
                 tally.last_event = event
         tally.last_record_ms = _timestamp_ms(messages[-1])
+        for uuid, candidates in matched.items():
+            for part in _parts(candidates, CANDIDATE_RECORD_BYTES):
+                self._produce(self._matches, uuid.encode(), encode_candidates(part))
+            self._urgent = True
 
     def _flush_tally(self, batch_seconds: float) -> None:
         tally = self._tally
@@ -341,9 +350,14 @@ class Member:
             )  # fmt: skip
 
     def _on_event(
-        self, message: Message, value: bytes, selected: Sequence[int]
+        self,
+        message: Message,
+        value: bytes,
+        selected: Sequence[int],
+        matched: dict[str, list[CandidateRecord]],
     ) -> dict[str, Any] | None:
-        """Decode one input record and run the ``selected`` rules (indexes) on it.
+        """Decode one input record and run the ``selected`` rules (indexes) on it; add
+        its candidates to ``matched`` (by rule uuid).
 
         Returns the event, or ``None`` when the record was dead-lettered.
         """
@@ -374,24 +388,31 @@ class Member:
                 facts=read_facts(rule, event, timestamp_ms),
                 value=value,
             )
-            self._produce(self._matches, rule.uuid.encode(), encode_candidate(record))
-            self._urgent = True
+            matched.setdefault(rule.uuid, []).append(record)
         return event
 
-    def _on_candidate(self, message: Message) -> None:
+    def _on_candidates(self, message: Message) -> None:
+        """A matches record: its candidates (one rule's) through the partition's core."""
         try:
-            record = decode_candidate(message.value())
+            records = decode_candidates(message.value())
         except EventError as exc:
             self._dead_letter(message, INVALID_CANDIDATE, str(exc))
             return
-        rule = self.rules.get(record.rule_uuid)
+        uuid = records[0].rule_uuid
+        rule = self.rules.get(uuid)
         if rule is None:
             # Matched under a rule set that no longer has the rule: kept, not alerted.
-            self._dead_letter(message, UNKNOWN_RULE, f"rule {record.rule_uuid} is not loaded")
+            self._dead_letter(message, UNKNOWN_RULE, f"rule {uuid} is not loaded")
             return
         core = self._cores.get(message.partition())
         if core is None:
             core = self._restore(message.partition())
+        for record in records:
+            self._on_candidate(message, rule, core, record)
+
+    def _on_candidate(
+        self, message: Message, rule: Rule, core: AlertingCore, record: CandidateRecord
+    ) -> None:
         if record.event is not None:  # written before facts travelled with candidates
             event: dict[str, Any] | Callable[[], dict[str, Any]] = record.event
             facts = read_facts(rule, record.event, record.timestamp_ms)
@@ -411,8 +432,14 @@ class Member:
             outputs = core.process(candidate)
         except UnreadableEvent as exc:
             # The matching member read this record in part (Avro) or whole: it is broken
-            # where it was not read, or members' codec settings differ.
-            self._dead_letter(message, INVALID_CANDIDATE, f"the matched record: {exc}")
+            # where it was not read, or members' codec settings differ. Dead-lettered
+            # alone: the record's other candidates were decided.
+            self._dead_letter(
+                message,
+                INVALID_CANDIDATE,
+                f"the matched record: {exc}",
+                value=encode_candidates([record]),
+            )
             outputs = exc.outputs
         for output in outputs:
             if output.kind == RULE_STATUS:
@@ -442,7 +469,10 @@ class Member:
             extra={"rule": rule.rule_id, "rule_name": rule.name},
         )  # fmt: skip
 
-    def _dead_letter(self, message: Message, reason: str, error: str) -> None:
+    def _dead_letter(
+        self, message: Message, reason: str, error: str, *, value: bytes | None = None
+    ) -> None:
+        """``message`` (or ``value`` in its stead) to the dead-letter topic, with why."""
         add(self._tally.dead_letters, reason)
         self._incidents.report(
             f"dead-letter:{reason}", logging.WARNING,
@@ -461,7 +491,10 @@ class Member:
             _timestamp_ms(message),
         )
         self._produce(
-            self.settings.dead_letter_topic, message.key(), message.value(), headers=headers
+            self.settings.dead_letter_topic,
+            message.key(),
+            message.value() if value is None else value,
+            headers=headers,
         )
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any) -> None:
@@ -768,6 +801,21 @@ def _last_of_each(partitions: list[int]) -> dict[int, int]:
         return {partitions[0]: last}
     backwards = partitions[::-1]
     return {partition: last - backwards.index(partition) for partition in set(partitions)}
+
+
+def _parts(candidates: list[CandidateRecord], size: int) -> list[list[CandidateRecord]]:
+    """``candidates`` in order, in runs whose records hold at most ``size`` bytes (a
+    larger one alone)."""
+    parts: list[list[CandidateRecord]] = [[]]
+    held = 0
+    for candidate in candidates:
+        length = len(candidate.value or b"")
+        if parts[-1] and held + length > size:
+            parts.append([])
+            held = 0
+        parts[-1].append(candidate)
+        held += length
+    return parts
 
 
 def _timestamp_ms(message: Message) -> int | None:

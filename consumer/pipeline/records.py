@@ -2,13 +2,19 @@
 
 A candidate travels from the member that matched the event to the member that owns the
 rule's window state through the internal matches topic, keyed by rule uuid so that all
-of one rule's candidates land in one partition (one owner, one budget). Its value is a
-JSON header (the rule uuid, where the event came from, and the event's facts: time,
-identity, suppression groups), a newline, and the matched record's value as read. The
-owner decides on the facts and decodes the record again only for an alert it admits,
+of one rule's candidates land in one partition (one owner, one budget). One record
+carries the candidates of one rule from one consumed batch, in their order: a noisy
+rule's matches then cost the producer, the broker and the owner one record per batch,
+not one each. Its value is a JSON header (the rule uuid and, per candidate, where the
+event came from, the event's facts: time, identity, suppression groups, and the size
+of its record), a newline, and the matched records' values as read, one after another.
+The owner decides on the facts and decodes a record again only for an alert it admits,
 so a noisy rule's candidates past the limit cost no decoding (``consumer.alerting.facts``).
-A JSON header holds no raw newline, and neither did the candidates written before the
-header (one JSON document holding the decoded event), which are still read.
+
+A JSON header holds no raw newline. Candidates written by earlier members are still
+read: one per record, its header holding its fields itself (no ``candidates`` list,
+its record the rest of the value), or, before facts travelled, one JSON document
+holding the decoded event.
 
 A dead letter is the original record's bytes and key, its original headers, and headers
 naming why it was refused and where it came from, so nothing about it is lost.
@@ -16,6 +22,7 @@ naming why it was refused and where it came from, so nothing about it is lost.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,52 +63,72 @@ class CandidateRecord:
     event: dict[str, Any] | None = None
 
 
-def encode_candidate(candidate: CandidateRecord) -> bytes:
-    """The matches-topic value of ``candidate`` (which has ``facts`` and ``value``)."""
-    facts, value = candidate.facts, candidate.value
-    if facts is None or value is None:
-        raise ValueError("a candidate is written with its facts and its record's value")
-    time = facts.time
-    header = {
-        "rule": candidate.rule_uuid,
-        "source": {
-            "topic": candidate.topic,
-            "partition": candidate.partition,
-            "offset": candidate.offset,
-            "timestamp_ms": candidate.timestamp_ms,
-        },
-        "time": None if time is None else {"ms": time.ms, "source": time.source},
-        "identity": facts.identity,
-        "groups": facts.groups,
-    }
-    return dumps(header) + _END_OF_HEADER + value
+def encode_candidates(candidates: Sequence[CandidateRecord]) -> bytes:
+    """The matches-topic value of ``candidates``: one rule's, each with ``facts`` and
+    ``value``."""
+    if not candidates:
+        raise ValueError("a matches record holds at least one candidate")
+    rule = candidates[0].rule_uuid
+    entries = []
+    for candidate in candidates:
+        facts, value = candidate.facts, candidate.value
+        if facts is None or value is None:
+            raise ValueError("a candidate is written with its facts and its record's value")
+        if candidate.rule_uuid != rule:
+            raise ValueError("a matches record holds the candidates of one rule")
+        time = facts.time
+        entries.append(
+            {
+                "source": {
+                    "topic": candidate.topic,
+                    "partition": candidate.partition,
+                    "offset": candidate.offset,
+                    "timestamp_ms": candidate.timestamp_ms,
+                },
+                "time": None if time is None else {"ms": time.ms, "source": time.source},
+                "identity": facts.identity,
+                "groups": facts.groups,
+                "size": len(value),
+            }
+        )
+    header = dumps({"rule": rule, "candidates": entries})
+    return b"".join([header, _END_OF_HEADER, *(c.value or b"" for c in candidates)])
 
 
-def decode_candidate(value: bytes | None) -> CandidateRecord:
-    """Read a matches-topic value; ``EventError`` when it is not one of ours."""
+def decode_candidates(value: bytes | None) -> list[CandidateRecord]:
+    """The candidates of a matches-topic value, in order; ``EventError`` when it is not
+    one of ours."""
     data = value or b""
     end = data.find(_END_OF_HEADER)
     try:
         if end < 0:
-            return _legacy_candidate(loads(data))
+            return [_legacy_candidate(loads(data))]
         header = loads(data[:end])
-        rule, source, time = header["rule"], header["source"], header["time"]
-        facts = Facts(
-            None if time is None else EventTime(time["ms"], time["source"]),
-            header["identity"],
-            header["groups"],
-        )
-        record = CandidateRecord(
-            rule_uuid=rule,
-            topic=source["topic"],
-            partition=source["partition"],
-            offset=source["offset"],
-            timestamp_ms=source.get("timestamp_ms"),
-            facts=facts,
-            value=data[end + 1 :],
-        )
+        rule, entries = header["rule"], header.get("candidates")
+        if entries is None:  # one candidate, written before candidates were batched
+            entries = [{**header, "size": len(data) - end - 1}]
+        records, at = [], end + 1
+        for entry in entries:
+            size = entry["size"]
+            if type(size) is not int or size <= 0:
+                raise ValueError(f"a record size of {size!r}")
+            records.append(_candidate(rule, entry, data[at : at + size]))
+            at += size
     except (ValueError, TypeError, KeyError) as exc:
         raise EventError(f"not a candidate record: {exc}") from None
+    if at != len(data) or not records:
+        raise EventError("not a candidate record: its sizes do not add up to its records")
+    return records
+
+
+def _candidate(rule: Any, entry: dict[str, Any], value: bytes) -> CandidateRecord:
+    """One candidate of a matches record: ``entry`` of its header, ``value`` its record."""
+    source, time = entry["source"], entry["time"]
+    facts = Facts(
+        None if time is None else EventTime(time["ms"], time["source"]),
+        entry["identity"],
+        entry["groups"],
+    )
     if not (
         isinstance(rule, str)
         and isinstance(facts.identity, str)
@@ -110,10 +137,18 @@ def decode_candidate(value: bytes | None) -> CandidateRecord:
             facts.time is None
             or (type(facts.time.ms) is int and isinstance(facts.time.source, str))
         )
-        and record.value
+        and value
     ):
-        raise EventError("not a candidate record: wrong field types")
-    return record
+        raise TypeError("wrong field types")
+    return CandidateRecord(
+        rule_uuid=rule,
+        topic=source["topic"],
+        partition=source["partition"],
+        offset=source["offset"],
+        timestamp_ms=source.get("timestamp_ms"),
+        facts=facts,
+        value=value,
+    )
 
 
 def _legacy_candidate(data: Any) -> CandidateRecord:

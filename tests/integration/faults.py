@@ -71,7 +71,7 @@ from consumer.brokers import LOOPBACK, KafkaNode, free_port
 from consumer.codecs import default_codec, encode_event_json
 from consumer.detection import Detector
 from consumer.generator import generate_events, labeled_events
-from consumer.pipeline.records import decode_candidate
+from consumer.pipeline.records import decode_candidates
 from consumer.rules import builtin_rules_path, load_rules
 
 from .members import MemberProcess, Stream, with_id
@@ -728,14 +728,14 @@ class Lab:
         have = set()
         owed_alerts = set()
         for message in candidates:
-            record = decode_candidate(message.value())
-            if record.topic == self.stream.input_topic:
-                have.add((record.partition, record.offset))
-            if message.offset() < committed_m.get(message.partition(), 0):
-                assert record.facts is not None  # written by this version
-                aid = alert_uuid("default", record.rule_uuid, record.facts.identity)
-                if aid in expected:
-                    owed_alerts.add(aid)
+            for record in decode_candidates(message.value()):
+                if record.topic == self.stream.input_topic:
+                    have.add((record.partition, record.offset))
+                if message.offset() < committed_m.get(message.partition(), 0):
+                    assert record.facts is not None  # written by this version
+                    aid = alert_uuid("default", record.rule_uuid, record.facts.identity)
+                    if aid in expected:
+                        owed_alerts.add(aid)
         missing_candidates = owed - have
         alerts = {m.key().decode() for m in read_all(self.bootstrap, self.stream.alerts,
                                                       range(ALERT_PARTITIONS))}  # fmt: skip

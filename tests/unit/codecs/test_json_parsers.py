@@ -15,7 +15,7 @@ from consumer.alerting import EventTime
 from consumer.alerting.facts import Facts
 from consumer.codecs import DecodeError, decode_json
 from consumer.codecs.json_codec import _strict_parse, dumps, loads
-from consumer.pipeline.records import CandidateRecord, decode_candidate, encode_candidate
+from consumer.pipeline.records import CandidateRecord, decode_candidates, encode_candidates
 
 _SCALARS = (
     st.none()
@@ -106,4 +106,4 @@ def test_a_candidate_comes_back_as_it_was_written(term: Any, identity: str, valu
     # an identity is any text, newlines included; the record's value is any bytes.
     facts = Facts(EventTime(-1, "@timestamp"), identity, [[{"field": "f", "value": term}]])
     record = CandidateRecord("rule", "t", 1, 2, None, facts=facts, value=value)
-    assert repr(decode_candidate(encode_candidate(record))) == repr(record)
+    assert repr(decode_candidates(encode_candidates([record]))) == repr([record])

@@ -23,7 +23,7 @@ from consumer.alerting import AlertingCore, Candidate
 from consumer.alerting.facts import read_facts
 from consumer.codecs import DecodeError, default_codec, encode_event_json
 from consumer.detection import Detector
-from consumer.pipeline.records import CandidateRecord, decode_candidate, encode_candidate
+from consumer.pipeline.records import CandidateRecord, decode_candidates, encode_candidates
 from consumer.rules import builtin_rules_path, load_rules
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,7 +61,7 @@ def _through_the_member(value: bytes) -> list[dict[str, Any]]:
         record = CandidateRecord(
             rule.uuid, "logs-endpoint.events.process-x", 0, 7, 1, facts=facts, value=value
         )
-        received = decode_candidate(encode_candidate(record))  # the matches topic
+        [received] = decode_candidates(encode_candidates([record]))  # the matches topic
         candidate = Candidate(
             rule, partial(codec.decode, received.value), topic=received.topic, partition=0,
             offset=7, kafka_timestamp_ms=received.timestamp_ms, facts=received.facts,

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from consumer.alerting.facts import read_facts
 from consumer.codecs import DEFAULT_MAX_RECORD_BYTES, DecodeError, EventCodec, encode_event_json
-from consumer.pipeline.records import CandidateRecord, decode_candidate, encode_candidate
+from consumer.pipeline.records import CandidateRecord, decode_candidates, encode_candidates
 from consumer.rules import builtin_rules_path, load_rules
 from consumer.rules.model import AlertSuppression
 
@@ -51,7 +51,8 @@ def _survives_pipeline(event: dict[str, Any]) -> None:
     encode_event_json(event)  # strict: no NaN, no lone surrogates
     facts = read_facts(_RULE, event, 1)
     candidate = CandidateRecord("rule", "topic", 0, 1, None, facts=facts, value=b"{}")
-    assert decode_candidate(encode_candidate(candidate)).facts == facts
+    [received] = decode_candidates(encode_candidates([candidate]))
+    assert received.facts == facts
 
 
 # -- nesting ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from consumer.alerting import AlertingCore
 from consumer.generator import generate_events
 from consumer.pipeline import Member
+from consumer.pipeline.records import CandidateRecord, decode_candidates
 from consumer.rules import Rule, builtin_rules_path, load_rules
 from consumer.settings import Settings
 
@@ -92,6 +93,10 @@ class Harness:
         """Events through detection, then their candidates through alerting."""
         self.feed(values)
         self.feed(self.producer.take(self.member._matches), topic=self.member._matches)
+
+    def candidates(self) -> list[CandidateRecord]:
+        """The candidates written to the matches topic since last taken, in order."""
+        return [c for v in self.producer.take(self.member._matches) for c in decode_candidates(v)]
 
     def value(self, metric: str, /, **labels: str) -> float:
         found = self.registry.get_sample_value(metric, labels)

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 from consumer.codecs import encode_event_avro
 from consumer.generator import generate_events
-from consumer.pipeline.records import INVALID_CANDIDATE, decode_candidate
+from consumer.pipeline.member import CANDIDATE_RECORD_BYTES
+from consumer.pipeline.records import INVALID_CANDIDATE, decode_candidates, encode_candidates
 
 from ..observability.member_harness import START, Harness, attacks, seed_rule
 
@@ -21,7 +22,8 @@ def test_a_candidate_carries_the_record_as_read_and_its_alert_holds_the_event() 
     [value] = attacks(1)
     harness.feed([value])
     [candidate] = harness.producer.take(harness.member._matches)
-    assert decode_candidate(candidate).value == value
+    [record] = decode_candidates(candidate)
+    assert record.value == value
     harness.feed([candidate], topic=harness.member._matches)
     [alert] = _alerts(harness)
     event = json.loads(value)
@@ -36,8 +38,8 @@ def test_a_candidate_written_before_facts_travelled_gives_the_same_alert() -> No
     legacy = Harness(seed_rule())
     legacy.feed(values)
     old_format = []
-    for candidate in legacy.producer.take(legacy.member._matches):
-        record = decode_candidate(candidate)
+    [candidates] = legacy.producer.take(legacy.member._matches)
+    for record in decode_candidates(candidates):
         assert record.value is not None
         old_format.append(
             json.dumps(
@@ -57,18 +59,31 @@ def test_a_candidate_written_before_facts_travelled_gives_the_same_alert() -> No
     assert _alerts(legacy) == _alerts(current) != []
 
 
-def test_a_candidate_whose_record_the_owner_cannot_decode_is_dead_lettered() -> None:
+def test_a_batchs_matches_of_a_rule_travel_in_one_record_and_each_alerts() -> None:
+    rule = seed_rule()
+    harness = Harness(rule)
+    harness.feed(attacks(5))
+    [candidates] = harness.producer.take(harness.member._matches)
+    records = decode_candidates(candidates)
+    assert [r.offset for r in records] == [0, 1, 2, 3, 4]
+    harness.feed([candidates], topic=harness.member._matches)
+    assert [a["kibana.alert.ancestors"][0]["offset"] for a in _alerts(harness)] == [0, 1, 2, 3, 4]
+    assert harness.value("detection_consumer_candidates_total", rule_id=rule.rule_id) == 5
+
+
+def test_a_candidate_whose_record_the_owner_cannot_decode_is_dead_lettered_alone() -> None:
     # Only members with different codec settings can disagree; nothing is lost, and the
-    # next candidate is alerted.
+    # next candidate of the same record is alerted.
     harness = Harness(seed_rule())
     harness.feed(attacks(2))
-    first, second = harness.producer.take(harness.member._matches)
-    unreadable = first.split(b"\n")[0] + b"\n{not json"
-    harness.feed([unreadable, second], topic=harness.member._matches)
+    [candidates] = harness.producer.take(harness.member._matches)
+    first, second = decode_candidates(candidates)
+    unreadable = replace(first, value=b"{not json")
+    harness.feed([encode_candidates([unreadable, second])], topic=harness.member._matches)
     [alert] = _alerts(harness)
-    assert alert["kibana.alert.ancestors"][0]["offset"] == decode_candidate(second).offset
+    assert alert["kibana.alert.ancestors"][0]["offset"] == second.offset
     dead = harness.producer.take(harness.member.settings.dead_letter_topic)
-    assert dead == [unreadable]
+    assert dead == [encode_candidates([unreadable])]
     assert harness.value("detection_consumer_dead_letters_total", reason=INVALID_CANDIDATE) == 1
 
 
@@ -133,3 +148,18 @@ def test_an_avro_match_broken_where_it_was_not_read_is_dead_lettered_by_its_owne
     assert _alerts(harness) == []
     assert harness.producer.take(harness.member.settings.dead_letter_topic) == [candidate]
     assert harness.value("detection_consumer_dead_letters_total", reason=INVALID_CANDIDATE) == 1
+
+
+def test_a_batchs_matches_too_large_for_one_record_travel_in_several_in_order() -> None:
+    harness = Harness(seed_rule())
+    values = attacks(300)
+    event = json.loads(values[150])
+    event["process"]["args"].append("x" * CANDIDATE_RECORD_BYTES)  # larger alone
+    values[150] = json.dumps(event).encode()
+    harness.feed(values)
+    records = [decode_candidates(v) for v in harness.producer.take(harness.member._matches)]
+    assert len(records) > 2
+    for candidates in records:
+        held = sum(len(c.value or b"") for c in candidates)
+        assert held <= CANDIDATE_RECORD_BYTES or len(candidates) == 1
+    assert [c.offset for candidates in records for c in candidates] == list(range(300))

@@ -11,31 +11,56 @@ from consumer.pipeline.clients import consumer_config, producer_config
 from consumer.pipeline.records import (
     CandidateRecord,
     dead_letter_headers,
-    decode_candidate,
-    encode_candidate,
+    decode_candidates,
+    encode_candidates,
 )
 from consumer.settings import Settings
 
 
-def _candidate(value: bytes = b'{"process":{"name":"kextunload"}}') -> CandidateRecord:
+def _candidate(
+    value: bytes = b'{"process":{"name":"kextunload"}}', offset: int = 42, rule: str = "rule-uuid"
+) -> CandidateRecord:
     facts = Facts(
         EventTime(1_764_838_799_000, "@timestamp"),
-        "event-1",
+        f"event-{offset}",
         [[{"field": "host.name", "value": "mac-1"}]],
     )
-    return CandidateRecord(
-        "rule-uuid", "logs-x", 3, 42, 1_764_838_800_000, facts=facts, value=value
-    )
+    return CandidateRecord(rule, "logs-x", 3, offset, 1_764_838_800_000, facts=facts, value=value)
 
 
 def test_candidate_round_trip_keeps_facts_source_and_the_record_as_read() -> None:
     record = _candidate(b"\x00\x00\x00\x00\x01\n\x02avro bytes\n")
-    assert decode_candidate(encode_candidate(record)) == record
+    assert decode_candidates(encode_candidates([record])) == [record]
 
 
-def test_candidate_without_facts_or_value_is_not_written() -> None:
+def test_one_record_carries_a_rules_candidates_in_order_each_with_its_own_record() -> None:
+    records = [
+        _candidate(b"\x00\x00\x00\x00\x01\n\x02avro\n", 7),
+        _candidate(b"{}", 8),
+        _candidate(b'{"a":"\n"}' * 100, 9),
+    ]
+    assert decode_candidates(encode_candidates(records)) == records
+
+
+def test_candidates_not_writable_together_are_not_written() -> None:
     with pytest.raises(ValueError, match="facts"):
-        encode_candidate(CandidateRecord("rule-uuid", "logs-x", 3, 42, None))
+        encode_candidates([CandidateRecord("rule-uuid", "logs-x", 3, 42, None)])
+    with pytest.raises(ValueError, match="one rule"):
+        encode_candidates([_candidate(), _candidate(rule="other-rule")])
+    with pytest.raises(ValueError, match="at least one"):
+        encode_candidates([])
+
+
+def test_a_candidate_written_one_per_record_is_still_read() -> None:
+    # Its header holds its fields and its record is the rest of the value: what members
+    # wrote before candidates were batched, possibly still in the matches topic.
+    value = (
+        b'{"rule":"rule-uuid","source":{"topic":"logs-x","partition":3,"offset":42,'
+        b'"timestamp_ms":1764838800000},"time":{"ms":1764838799000,"source":"@timestamp"},'
+        b'"identity":"event-42","groups":[[{"field":"host.name","value":"mac-1"}]]}\n'
+        b'{"process":{"name":"kextunload"}}'
+    )
+    assert decode_candidates(value) == [_candidate()]
 
 
 def test_candidates_written_before_facts_travelled_are_still_read() -> None:
@@ -45,12 +70,15 @@ def test_candidates_written_before_facts_travelled_are_still_read() -> None:
         b'{"rule":"rule-uuid","event":{"process":{"name":"kextunload"}},'
         b'"source":{"topic":"logs-x","partition":3,"offset":42,"timestamp_ms":null}}'
     )
-    assert decode_candidate(value) == CandidateRecord(
-        "rule-uuid", "logs-x", 3, 42, None, event={"process": {"name": "kextunload"}}
-    )
+    assert decode_candidates(value) == [
+        CandidateRecord(
+            "rule-uuid", "logs-x", 3, 42, None, event={"process": {"name": "kextunload"}}
+        )
+    ]
 
 
-_HEADER = encode_candidate(_candidate()).split(b"\n")[0]
+_RECORD = b'{"process":{"name":"kextunload"}}'
+_HEADER = encode_candidates([_candidate(_RECORD)]).split(b"\n")[0]
 
 
 @pytest.mark.parametrize(
@@ -64,15 +92,21 @@ _HEADER = encode_candidate(_candidate()).split(b"\n")[0]
         b'{"rule": "r"}',
         b"[]\n{}",
         _HEADER + b"\n",  # no record
-        _HEADER.replace(b'"identity":"event-1"', b'"identity":7') + b"\n{}",
-        _HEADER.replace(b'"ms":1764838799000', b'"ms":"soon"') + b"\n{}",
-        _HEADER.replace(b'"groups":[', b'"groups":{"a":[') + b"}\n{}",
-        _HEADER.replace(b'"time":{', b'"when":{') + b"\n{}",
+        _HEADER + b"\n" + _RECORD[:-1],  # shorter than its size
+        _HEADER + b"\n" + _RECORD + b"{}",  # longer
+        _HEADER.replace(b'"identity":"event-42"', b'"identity":7') + b"\n" + _RECORD,
+        _HEADER.replace(b'"ms":1764838799000', b'"ms":"soon"') + b"\n" + _RECORD,
+        _HEADER.replace(b'"groups":[', b'"groups":{"a":[', 1) + b"}\n" + _RECORD,
+        _HEADER.replace(b'"time":{', b'"when":{') + b"\n" + _RECORD,
+        _HEADER.replace(b'"size":33', b'"size":0') + b"\n",
+        _HEADER.replace(b'"size":33', b'"size":"33"') + b"\n" + _RECORD,
+        b'{"rule":"r","candidates":[]}\n',
+        b'{"rule":"r","candidates":"abc"}\n{}',
     ],
 )
 def test_foreign_records_on_the_matches_topic_are_refused(value) -> None:
     with pytest.raises(EventError, match="not a candidate record"):
-        decode_candidate(value)
+        decode_candidates(value)
 
 
 def test_dead_letter_headers_keep_the_original_ones_and_say_why_and_where() -> None:
