@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from functools import cached_property
-from itertools import accumulate
+from itertools import accumulate, repeat
 from operator import itemgetter
 
 #: Between records in ``RecordBatch.joined``: no prefilter needle holds it.
@@ -81,6 +81,17 @@ class RecordBatch:
         """Whether every record opens with ``byte`` (the Confluent magic byte, ``{``...)."""
         firsts = self.first_bytes
         return firsts is not None and firsts.count(byte) == len(firsts)
+
+    def heads(self, size: int) -> set[bytes]:
+        """The distinct first ``size`` bytes of the records (fewer for a shorter record).
+        Usually the first record's, on every record: then told by one C-level pass."""
+        values = self.values
+        if not values:
+            return set()
+        first = values[0][:size]
+        if len(first) == size and all(map(bytes.startswith, values, repeat(first))):
+            return {first}
+        return {value[:size] for value in values}
 
     @cached_property
     def closes_json(self) -> bool:

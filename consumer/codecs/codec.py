@@ -312,7 +312,7 @@ class EventCodec:
             return False
         if not batch.longest_at_most(self.max_record_bytes):
             return False
-        headers = {value[:CONFLUENT_HEADER_BYTES] for value in batch.values}
+        headers = batch.heads(CONFLUENT_HEADER_BYTES)
         lookup = self.registry.lookup
         return all(
             len(header) == CONFLUENT_HEADER_BYTES

@@ -31,6 +31,8 @@ def test_the_batch_facts_are_each_records_facts(values: list[bytes], join_first:
     assert batch.first_bytes == (bytes(v[0] for v in values) if all(values) else None)
     for limit in (0, 3, 8):
         assert batch.longest_at_most(limit) == all(len(v) <= limit for v in values)
+    for size in (1, 5):
+        assert batch.heads(size) == {v[:size] for v in values}
 
 
 @given(
