@@ -281,7 +281,10 @@ class _Projection:
     """Readers of only some fields of an event, over a ``_Writer`` that has compiled every
     record type whole: a wanted field is read whole (everything under it included), a
     record holding a wanted field is read in part in turn, and any other field is skipped
-    (its bytes walked over, not decoded or checked)."""
+    (its bytes walked over, not decoded or checked). Past the last wanted field nothing
+    is walked: its record, and each holding it, ends there (with the process-event
+    schema, ``process.args`` comes before the parent process and the rest of
+    ``process``, the event's last field: their bytes are a third of the record's)."""
 
     def __init__(self, writer: _Writer, fields: frozenset[str]) -> None:
         self.writer = writer
@@ -290,21 +293,29 @@ class _Projection:
         self.readers: dict[tuple[str, str], str] = {}  # (record full name, path) -> function
         self.skippers: dict[str, str] = {}  # record full name -> function
 
-    def record(self, full: str, path: str) -> str:
-        """The function reading the record type ``full`` found at ``path`` (dotted)."""
-        key = (full, path)
+    def record(self, full: str, path: str, last: bool = False) -> str:
+        """The function reading the record type ``full`` found at ``path`` (dotted);
+        ``last``: nothing is read after it, so it ends after its last wanted field."""
+        key = (full, path, last)
         if key in self.readers:
             return self.readers[key]
         name = self.readers[key] = f"_projected_{len(self.readers)}"
         schema, inner = self.writer.records[full]
+        paths = [
+            f"{path}.{ecs}" if path else ecs
+            for ecs in (field.get("ecs_name", field["name"]) for field in schema["fields"])
+        ]
+        wanted = self.fields | self.ancestors
+        end = max((i + 1 for i, sub in enumerate(paths) if sub in wanted), default=0)
+        if not last:
+            end = len(paths)
         body: list[str] = []
-        for field in schema["fields"]:
+        for i, (field, sub) in enumerate(zip(schema["fields"][:end], paths, strict=False)):
             ecs = field.get("ecs_name", field["name"])
-            sub = f"{path}.{ecs}" if path else ecs
             if sub in self.fields:
                 body += self.writer._field(field["type"], repr(ecs), inner)
             elif sub in self.ancestors:
-                body += self._descend(field["type"], repr(ecs), inner, sub)
+                body += self._descend(field["type"], repr(ecs), inner, sub, last and i == end - 1)
             else:
                 body += self.skip(field["type"], inner)
         self.writer.sources.append(
@@ -328,15 +339,17 @@ class _Projection:
             return full if full in self.writer.records else None
         return None
 
-    def _descend(self, schema: Any, key: str, namespace: str | None, path: str) -> list[str]:
-        """A field holding a wanted field: its record (or optional record) read in part.
-        Anything else is read whole."""
+    def _descend(
+        self, schema: Any, key: str, namespace: str | None, path: str, last: bool
+    ) -> list[str]:
+        """A field holding a wanted field: its record (or optional record) read in part
+        (``last``: nothing read after it). Anything else is read whole."""
         optional = isinstance(schema, list) and len(schema) == 2 and "null" in schema
         branch = schema[1 - schema.index("null")] if optional else schema
         full = self._record_name(branch, namespace)
         if full is None:
             return self.writer._field(schema, key, namespace)
-        reader = self.record(full, path)
+        reader = self.record(full, path, last)
 
         def store(_schema: Any, value: str, key: str, _namespace: str | None) -> list[str]:
             return [
@@ -410,8 +423,9 @@ def compile_reader(
 
     With ``fields`` (dotted ECS paths), the reader reads those fields whole and the
     records that hold them, and skips the rest: an event with those fields as the whole
-    reader would read them, without checking the bytes it skips. The reader raises one
-    of ``NOT_READ`` for any record it cannot read as fastavro would.
+    reader would read them, without checking the bytes it skips or walking those after
+    the last field it reads. The reader raises one of ``NOT_READ`` for any record it
+    cannot read as fastavro would.
     """
     if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
         return None
@@ -421,15 +435,18 @@ def compile_reader(
         if fields is not None:
             writer.defined = True
             full = named_type(schema, None)[0]  # type: ignore[index]
-            top = _Projection(writer, fields).record(full, "")
+            top = _Projection(writer, fields).record(full, "", last=True)
     except _NotCovered:
         return None
+    # Read whole, a record ends where its bytes do; read in part, where its last field
+    # read does.
+    ends = "if pos != len(data): raise Unsure('length')" if fields is None else "pass"
     source = "\n\n".join(
         [
             *writer.sources,
             f"""def read_event(data, pos):
     event, pos = {top}(data, pos)
-    if pos != len(data): raise Unsure('length')
+    {ends}
     return event or {{}}""",
         ]
     )

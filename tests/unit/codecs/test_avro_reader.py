@@ -360,6 +360,24 @@ def test_the_seed_rule_fields_of_generated_events_read_as_the_whole_read(
         assert codec.decode(record) == whole(record, 5)
 
 
+def test_a_record_read_in_part_is_not_walked_past_its_last_field_read(
+    codec: EventCodec,
+) -> None:
+    schema = codec.reader_schema.raw  # type: ignore[union-attr]
+    whole, part = compile_reader(schema), compile_reader(schema, frozenset({"process.args"}))
+    assert whole is not None and part is not None
+    [event] = generate_events(1, match_every=1)
+    record = encode_event_avro(event, confluent_schema_id=1, drop_unknown=True)
+    read = {"process": {"args": event["process"]["args"]}}
+    assert part(record, 5) == read
+    # Broken only after process.args (the rest of process, the event's last field):
+    # the whole read refuses them, the read in part never gets there.
+    for broken in (record[:-1], record + b"\x00"):
+        with pytest.raises(NOT_READ):
+            whole(broken, 5)
+        assert part(broken, 5) == read
+
+
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("items", ["double", "boolean", "null", {"type": "map", "values": "float"}])
 def test_a_corrupt_count_of_skipped_items_is_refused_not_looped_over(items: Any) -> None:
@@ -367,9 +385,12 @@ def test_a_corrupt_count_of_skipped_items_is_refused_not_looped_over(items: Any)
     schema = {
         "type": "record",
         "name": "A",
-        "fields": [{"name": "xs", "type": {"type": "array", "items": items}}],
+        "fields": [
+            {"name": "xs", "type": {"type": "array", "items": items}},
+            {"name": "after", "type": "long"},  # read: the items are skipped, not ignored
+        ],
     }
-    part = compile_reader(schema, frozenset(["nowhere"]))
+    part = compile_reader(schema, frozenset(["after"]))
     assert part is not None
     huge = (2**62) << 1  # zigzag
     varint = bytearray()
