@@ -64,6 +64,7 @@ from consumer.pipeline import clients
 from consumer.pipeline.admin import ensure_topics
 from consumer.pipeline.changelog import changelog_messages, restore_records
 from consumer.pipeline.records import (
+    DEAD_LETTER_VALUE_BYTES,
     INVALID_CANDIDATE,
     UNKNOWN_RULE,
     CandidateRecord,
@@ -98,6 +99,12 @@ class _TransactionFailed(Exception):
     def __init__(self, error: KafkaError) -> None:
         super().__init__(error.str())
         self.error = error
+
+
+class _RecordTooLarge(_TransactionFailed):
+    """librdkafka refused a record larger than it may write (``message.max.bytes``):
+    nothing was queued, so a caller that can write a smaller record instead goes on;
+    elsewhere the transaction is aborted, as for any refusal."""
 
 
 class Member:
@@ -490,12 +497,13 @@ class Member:
             message.offset(),
             _timestamp_ms(message),
         )
-        self._produce(
-            self.settings.dead_letter_topic,
-            message.key(),
-            message.value() if value is None else value,
-            headers=headers,
-        )
+        value = message.value() if value is None else value
+        try:
+            self._produce(self.settings.dead_letter_topic, message.key(), value, headers=headers)
+        except _RecordTooLarge:
+            # Its bytes stay where the source headers point; the loop goes on.
+            headers.append((DEAD_LETTER_VALUE_BYTES, str(len(value or b"")).encode()))
+            self._produce(self.settings.dead_letter_topic, message.key(), b"", headers=headers)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any) -> None:
         assert self._producer is not None
@@ -513,6 +521,8 @@ class Member:
                 error = exc.args[0]
                 if error.fatal():
                     raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
+                if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise _RecordTooLarge(error) from None
                 raise _TransactionFailed(error) from None
 
     # -- transactions and offsets -----------------------------------------------------------

@@ -17,7 +17,10 @@ its record the rest of the value), or, before facts travelled, one JSON document
 holding the decoded event.
 
 A dead letter is the original record's bytes and key, its original headers, and headers
-naming why it was refused and where it came from, so nothing about it is lost.
+naming why it was refused and where it came from, so nothing about it is lost. A record
+larger than the producer may write (librdkafka's ``message.max.bytes``, 1,000,000 bytes
+by default; a compressed topic can hold larger ones) is dead-lettered without its bytes,
+with ``x-dead-letter-value-bytes`` giving their size: they stay in the source topic.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from consumer.errors import EventError
 
 DEAD_LETTER_REASON = "x-dead-letter-reason"
 DEAD_LETTER_ERROR = "x-dead-letter-error"
+# On a dead letter without the record's value: the value's size. It was larger than the
+# producer may write, and stays in the source topic at the offset the headers name.
+DEAD_LETTER_VALUE_BYTES = "x-dead-letter-value-bytes"
 SOURCE_TOPIC = "x-source-topic"
 SOURCE_PARTITION = "x-source-partition"
 SOURCE_OFFSET = "x-source-offset"

@@ -156,6 +156,37 @@ def test_poison_records_go_to_the_dead_letter_topic_and_neighbours_are_alerted(
     assert member.terminate() == 0
 
 
+def test_a_record_too_large_to_copy_is_dead_lettered_without_its_bytes(stream, members) -> None:
+    # Compressed, a record far over --max-record-bytes fits the topic's limit; its dead
+    # letter, over the producer's limit (librdkafka's message.max.bytes), cannot carry
+    # it. Its bytes stay where its headers point, and the member goes on.
+    big = b'{"pad":"' + b"x" * 1_500_000 + b'"}'
+    attack = with_id(_attacks()[0], "after-the-large-one")
+    member = members("m1")
+    member.wait_for_log("assigned")
+    producer = Producer(
+        {
+            "bootstrap.servers": stream.bootstrap,
+            "compression.type": "lz4",
+            "message.max.bytes": 2_000_000,
+        }
+    )
+    producer.produce(stream.input_topic, big, key=b"large", partition=0)
+    producer.produce(stream.input_topic, encode_event_json(attack), partition=0)
+    assert producer.flush(30) == 0
+
+    [dead] = read_topic(stream.bootstrap, stream.dead_letters, expect=1)
+    headers = dict(dead.headers() or [])
+    assert headers["x-dead-letter-reason"] == b"too_large"
+    assert headers["x-dead-letter-value-bytes"] == str(len(big)).encode()
+    assert (headers["x-source-partition"], headers["x-source-offset"]) == (b"0", b"0")
+    assert dead.value() == b""  # empty, not a tombstone
+    assert dead.key() == b"large"
+    alerts = read_topic(stream.bootstrap, stream.alerts, expect=1)
+    assert alert_ids(alerts) == sorted(_expected_alert_ids([attack]))
+    assert member.terminate() == 0
+
+
 def _flood(count: int) -> list[dict]:
     base = _attacks()[0]
     return [
