@@ -64,8 +64,10 @@ from consumer.pipeline import clients
 from consumer.pipeline.admin import ensure_topics
 from consumer.pipeline.changelog import changelog_messages, restore_records
 from consumer.pipeline.records import (
+    ALERT_TOO_LARGE,
     DEAD_LETTER_VALUE_BYTES,
     INVALID_CANDIDATE,
+    MATCH_TOO_LARGE,
     UNKNOWN_RULE,
     CandidateRecord,
     dead_letter_headers,
@@ -78,6 +80,8 @@ from consumer.rules import Rule, rule_topics
 from consumer.settings import Settings
 
 log = logging.getLogger(__name__)
+# A match on its way to the matches topic: the input record and its candidate.
+Match = tuple[Message, CandidateRecord]
 BATCH_SIZE = 500
 # consume() waits for a full batch or this long, whichever comes first: it bounds how
 # long a record can sit in the client before the loop sees it.
@@ -320,16 +324,37 @@ class Member:
         counts[0] += len(values)
         counts[1] += batch.size
         counts[2] += len(values) - len(selected)
-        matched: dict[str, list[CandidateRecord]] = {}
+        matched: dict[str, list[Match]] = {}
         for i in sorted(selected) if checked else selected:
             event = self._on_event(messages[i], values[i], selected[i], matched)
             if event is not None:
                 tally.last_event = event
         tally.last_record_ms = _timestamp_ms(messages[-1])
-        for uuid, candidates in matched.items():
-            for part in _parts(candidates, CANDIDATE_RECORD_BYTES):
-                self._produce(self._matches, uuid.encode(), encode_candidates(part))
+        for uuid, matches in matched.items():
+            for part in _parts(matches, CANDIDATE_RECORD_BYTES):
+                self._write_candidates(uuid, part)
             self._urgent = True
+
+    def _write_candidates(self, uuid: str, matches: list[Match]) -> None:
+        """One matches record of rule ``uuid``'s candidates; one by one if it is larger
+        than the producer may write, and a match that cannot be sent alone is
+        dead-lettered: its alert is lost, but not silently, and the loop goes on."""
+        try:
+            self._produce(
+                self._matches, uuid.encode(), encode_candidates([c for _, c in matches])
+            )
+        except _RecordTooLarge as exc:
+            if len(matches) > 1:
+                for match in matches:
+                    self._write_candidates(uuid, [match])
+                return
+            [(message, _)] = matches
+            self._dead_letter(
+                message,
+                MATCH_TOO_LARGE,
+                f"rule {self.rules[uuid].rule_id} matched it, but its candidate is larger "
+                f"than the producer may write (message.max.bytes): {exc}",
+            )
 
     def _flush_tally(self, batch_seconds: float) -> None:
         tally = self._tally
@@ -361,7 +386,7 @@ class Member:
         message: Message,
         value: bytes,
         selected: Sequence[int],
-        matched: dict[str, list[CandidateRecord]],
+        matched: dict[str, list[Match]],
     ) -> dict[str, Any] | None:
         """Decode one input record and run the ``selected`` rules (indexes) on it; add
         its candidates to ``matched`` (by rule uuid).
@@ -395,7 +420,7 @@ class Member:
                 facts=read_facts(rule, event, timestamp_ms),
                 value=value,
             )
-            matched.setdefault(rule.uuid, []).append(record)
+            matched.setdefault(rule.uuid, []).append((message, record))
         return event
 
     def _on_candidates(self, message: Message) -> None:
@@ -464,7 +489,18 @@ class Member:
                         )
                     )
             value = json.dumps(output.value, ensure_ascii=False, separators=(",", ":"))
-            self._produce(topic, output.key.encode(), value.encode("utf-8"))
+            try:
+                self._produce(topic, output.key.encode(), value.encode("utf-8"))
+            except _RecordTooLarge as exc:
+                # Lost, but not silently, and the loop goes on; the window's budget
+                # stays spent, as for an alert written.
+                self._dead_letter(
+                    message,
+                    ALERT_TOO_LARGE,
+                    f"{output.kind} {output.key} of rule {rule.rule_id} is larger than the "
+                    f"producer may write (message.max.bytes): {exc}",
+                    value=value.encode("utf-8"),
+                )
             self._urgent = True
 
     def _on_window_limited(self, rule: Rule, status: dict[str, Any]) -> None:
@@ -813,17 +849,17 @@ def _last_of_each(partitions: list[int]) -> dict[int, int]:
     return {partition: last - backwards.index(partition) for partition in set(partitions)}
 
 
-def _parts(candidates: list[CandidateRecord], size: int) -> list[list[CandidateRecord]]:
-    """``candidates`` in order, in runs whose records hold at most ``size`` bytes (a
-    larger one alone)."""
-    parts: list[list[CandidateRecord]] = [[]]
+def _parts(matches: list[Match], size: int) -> list[list[Match]]:
+    """``matches`` in order, in runs whose records hold at most ``size`` bytes (a larger
+    one alone)."""
+    parts: list[list[Match]] = [[]]
     held = 0
-    for candidate in candidates:
-        length = len(candidate.value or b"")
+    for match in matches:
+        length = len(match[1].value or b"")
         if parts[-1] and held + length > size:
             parts.append([])
             held = 0
-        parts[-1].append(candidate)
+        parts[-1].append(match)
         held += length
     return parts
 

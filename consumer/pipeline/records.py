@@ -46,6 +46,9 @@ SOURCE_TIMESTAMP = "x-source-timestamp"
 # Reason codes beside the decoder's own (consumer.codecs.DECODE_REASONS).
 INVALID_CANDIDATE = "invalid_candidate"
 UNKNOWN_RULE = "unknown_rule"
+# A match, or an alert, larger than the producer may write (``message.max.bytes``).
+MATCH_TOO_LARGE = "match_too_large"
+ALERT_TOO_LARGE = "alert_too_large"
 _END_OF_HEADER = b"\n"
 
 Headers = list[tuple[str, bytes]]

@@ -187,6 +187,31 @@ def test_a_record_too_large_to_copy_is_dead_lettered_without_its_bytes(stream, m
     assert member.terminate() == 0
 
 
+@pytest.mark.parametrize(
+    ("limit", "reason"),
+    [(2_000, "match_too_large"), (5_000, "alert_too_large")],  # candidate 2.1 KB, alert 7 KB
+)
+def test_a_match_or_alert_too_large_to_write_is_dead_lettered_and_the_rest_goes_on(
+    stream, members, limit, reason
+) -> None:
+    attack = with_id(_attacks()[0], f"too-large-{reason}")
+    member = members("m1", "--kafka-config", f"message.max.bytes={limit}")
+    member.wait_for_log("assigned")
+    _produce(stream, [encode_event_json(attack)])
+    [dead] = read_topic(stream.bootstrap, stream.dead_letters, expect=1)
+    headers = dict(dead.headers() or [])
+    assert headers["x-dead-letter-reason"] == reason.encode()
+    assert b"message.max.bytes" in headers["x-dead-letter-error"]
+    _produce(stream, [b'{"event": {"id": "trunc'])  # the loop went on
+    dead = read_topic(stream.bootstrap, stream.dead_letters, expect=2)
+    assert [dict(d.headers() or [])["x-dead-letter-reason"] for d in dead] == [
+        reason.encode(),
+        b"invalid_json",
+    ]
+    assert read_topic(stream.bootstrap, stream.alerts, settle=0.5, timeout=1) == []
+    assert member.terminate() == 0
+
+
 def _flood(count: int) -> list[dict]:
     base = _attacks()[0]
     return [

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from prometheus_client import CollectorRegistry
 
 from consumer.alerting import AlertingCore
@@ -31,8 +31,12 @@ INPUT = "events"
 class RecordingProducer:
     def __init__(self) -> None:
         self.records: list[tuple[str, bytes | None, bytes | None]] = []
+        # As librdkafka's message.max.bytes: a larger value is refused, nothing queued.
+        self.max_bytes: int | None = None
 
     def produce(self, topic: str, value: Any = None, key: Any = None, **_: Any) -> None:
+        if self.max_bytes is not None and len(value or b"") > self.max_bytes:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
         self.records.append((topic, key, value))
 
     def poll(self, _timeout: float = 0) -> int:

@@ -163,3 +163,16 @@ def test_a_batchs_matches_too_large_for_one_record_travel_in_several_in_order() 
         held = sum(len(c.value or b"") for c in candidates)
         assert held <= CANDIDATE_RECORD_BYTES or len(candidates) == 1
     assert [c.offset for candidates in records for c in candidates] == list(range(300))
+
+
+def test_candidates_over_the_size_limit_together_go_alone_or_are_dead_lettered() -> None:
+    harness = Harness(seed_rule())
+    harness.producer.max_bytes = 3_000  # one candidate (~2.1 KB) fits, two do not
+    harness.feed(attacks(3))
+    written = harness.producer.take(harness.member._matches)
+    assert [len(decode_candidates(v)) for v in written] == [1, 1, 1]
+    harness.producer.max_bytes = 1_000  # the record alone (1.8 KB) does not fit either
+    harness.feed(attacks(1))
+    assert harness.producer.take(harness.member._matches) == []
+    assert harness.producer.take(harness.member.settings.dead_letter_topic) == [b""]  # cut
+    assert harness.value("detection_consumer_dead_letters_total", reason="match_too_large") == 1
