@@ -301,17 +301,13 @@ class _Projection:
             return self.readers[key]
         name = self.readers[key] = f"_projected_{len(self.readers)}"
         schema, inner = self.writer.records[full]
-        paths = [
-            f"{path}.{ecs}" if path else ecs
-            for ecs in (field.get("ecs_name", field["name"]) for field in schema["fields"])
-        ]
-        wanted = self.fields | self.ancestors
-        end = max((i + 1 for i, sub in enumerate(paths) if sub in wanted), default=0)
-        if not last:
-            end = len(paths)
+        fields = schema["fields"]
+        names = [field.get("ecs_name", field["name"]) for field in fields]
+        paths = [f"{path}.{ecs}" if path else ecs for ecs in names]
+        read = [i for i, sub in enumerate(paths) if sub in self.fields or sub in self.ancestors]
+        end = (read[-1] + 1 if read else 0) if last else len(fields)
         body: list[str] = []
-        for i, (field, sub) in enumerate(zip(schema["fields"][:end], paths, strict=False)):
-            ecs = field.get("ecs_name", field["name"])
+        for i, (field, ecs, sub) in enumerate(zip(fields[:end], names, paths, strict=False)):
             if sub in self.fields:
                 body += self.writer._field(field["type"], repr(ecs), inner)
             elif sub in self.ancestors:

@@ -333,16 +333,14 @@ class Member:
         for uuid, matches in matched.items():
             for part in _parts(matches, CANDIDATE_RECORD_BYTES):
                 self._write_candidates(uuid, part)
-            self._urgent = True
+        self._urgent = self._urgent or bool(matched)
 
     def _write_candidates(self, uuid: str, matches: list[Match]) -> None:
         """One matches record of rule ``uuid``'s candidates; one by one if it is larger
         than the producer may write, and a match that cannot be sent alone is
         dead-lettered: its alert is lost, but not silently, and the loop goes on."""
         try:
-            self._produce(
-                self._matches, uuid.encode(), encode_candidates([c for _, c in matches])
-            )
+            self._produce(self._matches, uuid.encode(), encode_candidates([c for _, c in matches]))
         except _RecordTooLarge as exc:
             if len(matches) > 1:
                 for match in matches:

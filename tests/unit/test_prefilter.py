@@ -330,9 +330,7 @@ def test_a_literal_on_every_record_confirms_no_rule_and_a_rare_one_still_does() 
         return json.dumps({"event": event, "process": {"name": name, "args": [args]}}).encode()
 
     stream = [record("ls", "-l", category="process")] * 99
-    assert prefilter.scan([*stream, record("kextunload", "kx", category="process")]) == [
-        (99, (0,))
-    ]
+    assert prefilter.scan([*stream, record("kextunload", "kx", category="process")]) == [(99, (0,))]
     # No event.category, so no match: left out while the category key (or "process")
     # confirmed the rule. Both were on every measured record: now neither does, and
     # the record is decoded. The rare literals still anchor and confirm the rule: a
