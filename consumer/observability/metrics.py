@@ -171,7 +171,8 @@ class Metrics:
         )
         self.retries = counter(
             "retries_total",
-            "Work redone: reason=queue_full (produce retried) or rewind (batch redone).",
+            "Work redone: reason=queue_full (produce retried), rewind (batch redone) or "
+            "new_producer (an unusable producer replaced).",
             "reason",
         )
         self.kafka_errors = counter(

@@ -90,6 +90,9 @@ KAFKA_TIMEOUT = 30.0
 # The matched records' bytes one matches record carries at most (a larger one goes
 # alone): well under librdkafka's and the broker's limit on a record (1 MB).
 CANDIDATE_RECORD_BYTES = 256 * 1024
+# Producers replaced in a row, no transaction committed in between, before the member
+# gives up (exit 3): a fault a new producer does not cure ends in a restart, not a loop.
+PRODUCER_REPLACEMENTS = 3
 
 
 class FatalKafkaError(ConsumerError):
@@ -175,6 +178,7 @@ class Member:
         self._stopping = False
         self._fatal: KafkaError | None = None
         self._delivery_failures = 0
+        self._replacements = 0
         self._urgent = False
         # See _near_real_time: then latency counts, else throughput.
         self._caught_up = True
@@ -213,9 +217,7 @@ class Member:
             matches=self._matches,
             changelog=self._changelog,
         )
-        self._producer = clients.make_producer(
-            self.settings, error_cb=self._on_error, stats_cb=self.kafka_stats.stats_cb("producer")
-        )
+        self._producer = self._new_producer()
         if self.exactly_once:
             self._producer.init_transactions(KAFKA_TIMEOUT)
         self.health.connected = True
@@ -553,7 +555,7 @@ class Member:
                 # The transaction is in its abortable state (a delivery failed or timed
                 # out): librdkafka refuses every record until it is aborted.
                 error = exc.args[0]
-                if error.fatal():
+                if error.fatal() and not self._replaceable(error):
                     raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
                 if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
                     raise _RecordTooLarge(error) from None
@@ -635,6 +637,7 @@ class Member:
         self.metrics.commit_duration.observe(time.perf_counter() - started)
         self.metrics.transactions.labels("committed").inc()
         self.health.connected = True
+        self._replacements = 0
         self._store_committed(offsets)
         self._pending.clear()
         self._start_transaction()
@@ -656,7 +659,7 @@ class Member:
 
     def _recover(self, error: KafkaError) -> None:
         """The open transaction failed: abort it, redo from committed state, start anew."""
-        if error.fatal() or error.code() in _FATAL_CODES:
+        if error.code() in _FATAL_CODES or (error.fatal() and not self._replaceable(error)):
             raise FatalKafkaError(f"Kafka refused the member: {error.str()}")
         log.warning(
             "commit failed (%s); aborting and rewinding to committed offsets", error.str(),
@@ -670,17 +673,69 @@ class Member:
         self._start_transaction()
 
     def _abort(self) -> None:
-        """Abort the open transaction; retried while the broker is out of reach."""
+        """Abort the open transaction; retried while the broker is out of reach. A producer
+        librdkafka made unusable is replaced instead, which aborts the transaction too."""
         assert self._producer is not None
         while True:
             try:
                 self._producer.abort_transaction(KAFKA_TIMEOUT)
                 return
             except KafkaException as exc:
+                # A fatal error shows here with its cause; produce() only said _FATAL.
                 error = exc.args[0]
+                if error.fatal() and self._replaceable(error):
+                    self._replace_producer(error)
+                    return
                 if error.fatal() or not error.retriable():
                     raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
                 log.warning("abort failed (%s); retrying", error.str())
+
+    def _replaceable(self, error: KafkaError) -> bool:
+        """Whether a new producer cures this fatal error: under exactly-once, any but a
+        refusal. Fenced by a twin, a new producer would fence the twin in turn; refused
+        authorization, it would be refused again."""
+        return self.exactly_once and error.code() not in _FATAL_CODES
+
+    def _replace_producer(self, error: KafkaError) -> None:
+        """Replace a producer librdkafka declared unusable, such as by INVALID_TXN_STATE
+        answering an abort after the alerts topic was deleted (confluentinc/librdkafka#4849).
+
+        The new producer has the same transactional id: its init_transactions has the
+        coordinator abort the old one's open transaction, as the abort would have."""
+        assert self._producer is not None
+        self._replacements += 1
+        if self._replacements > PRODUCER_REPLACEMENTS:
+            raise FatalKafkaError(
+                f"Kafka refused the member: {error.str()} (after {PRODUCER_REPLACEMENTS} "
+                "new producers with no transaction committed)"
+            )
+        log.error(
+            "the producer is unusable (%s); replacing it", error.str(),
+            extra={"error": error.name()},
+        )  # fmt: skip
+        self.metrics.retries.labels("new_producer").inc()
+        self._producer.purge()
+        try:
+            self._producer.close()
+        except KafkaException as exc:
+            # close() aborts the open transaction first, which a fatal producer refuses;
+            # it is closed all the same.
+            log.debug("closing the unusable producer: %s", exc.args[0].str())
+        self._producer = self._new_producer()
+        while True:
+            try:
+                self._producer.init_transactions(KAFKA_TIMEOUT)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal() or not error.retriable():
+                    raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
+                log.warning("starting the new producer failed (%s); retrying", error.str())
+
+    def _new_producer(self) -> Producer:
+        return clients.make_producer(
+            self.settings, error_cb=self._on_error, stats_cb=self.kafka_stats.stats_cb("producer")
+        )
 
     def _rewind(self) -> None:
         assert self._consumer is not None
@@ -803,7 +858,8 @@ class Member:
             self.health.connected = True
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
+        # Purged: the member replaced its producer, and redoes the records from committed state.
+        if error is not None and error.code() not in _PURGED:
             self._delivery_failures += 1
             self.metrics.delivery_errors.labels(message.topic()).inc()
             self._incidents.report(
@@ -833,6 +889,9 @@ _FATAL_CODES = {
     KafkaError.GROUP_AUTHORIZATION_FAILED,
     KafkaError.SASL_AUTHENTICATION_FAILED,
 }
+
+
+_PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}
 
 
 def _last_of_each(partitions: list[int]) -> dict[int, int]:
