@@ -714,13 +714,10 @@ class Member:
             extra={"error": error.name()},
         )  # fmt: skip
         self.metrics.retries.labels("new_producer").inc()
+        # Its records dropped and their delivery reports served, the old producer is
+        # destroyed as the last reference to it goes.
         self._producer.purge()
-        try:
-            self._producer.close()
-        except KafkaException as exc:
-            # close() aborts the open transaction first, which a fatal producer refuses;
-            # it is closed all the same.
-            log.debug("closing the unusable producer: %s", exc.args[0].str())
+        self._producer.poll(0)
         self._producer = self._new_producer()
         while True:
             try:

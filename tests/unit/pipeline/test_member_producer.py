@@ -49,12 +49,6 @@ class TransactionalProducer(RecordingProducer):
     def purge(self) -> None:
         self.calls.append("purge")
 
-    def close(self) -> None:
-        # As confluent-kafka's: it aborts first, which an unusable producer refuses.
-        self.calls.append("close")
-        if self.abort_error is not None:
-            raise KafkaException(self.abort_error)
-
 
 class Unassigned:
     def assignment(self) -> list[Any]:
@@ -84,7 +78,7 @@ def test_an_unusable_producer_is_replaced_and_the_member_goes_on(
     harness, made = _member(monkeypatch, INVALID_TXN_STATE)
     harness.member._recover(UNUSABLE)
     old, new = made
-    assert old.calls == ["abort", "purge", "close"]
+    assert old.calls == ["abort", "purge"]
     # The new producer's init has the coordinator abort the old one's transaction.
     assert new.calls == ["init", "begin"]
     assert harness.member._producer is new
