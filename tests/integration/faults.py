@@ -651,10 +651,15 @@ class Lab:
             time.sleep(0.05)
 
     def member(
-        self, instance: str, *extra: str, env: dict[str, str] | None = None
+        self,
+        instance: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        module: str = "consumer",
     ) -> MemberProcess:
         log = self.workdir / f"{instance}-{len(self.members)}.log"
-        member = MemberProcess(self.stream.member_args(instance, *extra), log, dict(env or {}))
+        args = self.stream.member_args(instance, *extra)
+        member = MemberProcess(args, log, dict(env or {}), module=module)
         self.members.append(member.start())
         return member
 
@@ -1025,15 +1030,17 @@ def _set_topic_config(admin: AdminClient, topic: str, name: str, value: str | No
 
 
 def scenario_alerts_unwritable(bootstrap: str, workdir: Path, *, seed: int = 17,
-                               outage_s: float = 6.0,
-                               size: dict[str, int] | None = None) -> Row:  # fmt: skip
+                               outage_s: float = 6.0, size: dict[str, int] | None = None,
+                               member_module: str = "consumer",
+                               name: str | None = None) -> Row:  # fmt: skip
     """The alerts topic refuses every alert for a while (its max.message.bytes cut to 256):
     nothing is committed that was not turned into its alert; after the fix every alert is
-    there once."""
+    there once. ``member_module``: the member's entry point (a fault-injecting one), and
+    ``name`` the row's then."""
     work = build_workload(seed, **(size or {}))
     first, second = work.parts([0.4])
     with lab(bootstrap, workdir, "unwritable") as run:
-        member = started(run.member("m1"))
+        member = started(run.member("m1", module=member_module))
         run.produce(first)
         wait_until(lambda: run.input_lag() == 0, "part one committed", 90, members=[member])
         run.settle(1.0)
@@ -1054,9 +1061,10 @@ def scenario_alerts_unwritable(bootstrap: str, workdir: Path, *, seed: int = 17,
         wait_until(lambda: run.input_lag() == 0, "input lag 0", 60, members=[member])
         recover = time.monotonic() - fixed_at
         run.settle()
-        row = run.row(f"alerts topic unwritable {outage_s:g} s", work.expected, recover)
+        row = run.row(name or f"alerts topic unwritable {outage_s:g} s", work.expected, recover)
         row.notes.update(invariant, alerts_during_outage=during,
-                         failed_commits=member.log().count("commit failed"))  # fmt: skip
+                         failed_commits=member.log().count("commit failed"),
+                         producers_replaced=member.log().count("replacing it"))  # fmt: skip
         assert member.terminate() == 0
         return row
 

@@ -63,18 +63,20 @@ class Stream:
 
 @dataclass
 class MemberProcess:
-    """``python -m consumer run`` as a child process, its log in a file."""
+    """``python -m consumer run`` as a child process, its log in a file (``module``: the
+    same command line run by a fault-injecting entry point instead)."""
 
     args: list[str]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    module: str = "consumer"
 
     def start(self) -> MemberProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "consumer", "run", *self.args],
+            [sys.executable, "-m", self.module, "run", *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **TEST_ENV, **self.env},

@@ -121,6 +121,22 @@ def test_alerts_topic_unwritable_nothing_committed_that_was_not_alerted(
 
 
 @pytest.mark.timeout(150)
+def test_a_producer_found_unusable_at_an_abort_is_replaced_nothing_lost_or_twice(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    # The member is told its producer is unusable at its first abort (the race that does
+    # it for real cannot be forced): it replaces the producer instead of exiting, and the
+    # new one, with the same transactional id, leaves no alert out and none twice.
+    row = faults.scenario_alerts_unwritable(
+        bootstrap, tmp_path, outage_s=6.0, size=CI_SIZE,
+        member_module="tests.integration.unusable_producer",
+    )  # fmt: skip
+    row.check()
+    assert row.notes["producers_replaced"] == 1
+    assert row.notes["failed_commits"] >= 2
+
+
+@pytest.mark.timeout(150)
 def test_alerts_topic_deleted_and_recreated(bootstrap: str, tmp_path: Path) -> None:
     row = faults.scenario_alerts_deleted(bootstrap, tmp_path, size=CI_SIZE)
     row.check()

@@ -2,8 +2,9 @@
 
 librdkafka raises these from a real broker only by races (an abort answered with
 INVALID_TXN_STATE after the alerts topic was deleted, confluentinc/librdkafka#4849), so the
-member's decision is checked here on the recording producer; the integration scenario
-``test_alerts_topic_deleted_and_recreated`` meets the race for real now and then.
+member's decision is checked here on the recording producer, and the replacement itself on
+Apache Kafka by ``test_a_producer_found_unusable_at_an_abort_is_replaced_nothing_lost_or_twice``
+(tests/integration/test_faults.py), which injects the fault.
 """
 
 from __future__ import annotations
