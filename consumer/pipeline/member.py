@@ -720,10 +720,8 @@ class Member:
             extra={"error": error.name()},
         )  # fmt: skip
         self.metrics.retries.labels("new_producer").inc()
-        # Its records dropped and their delivery reports served, the old producer is
-        # destroyed as the last reference to it goes.
-        self._producer.purge()
-        self._producer.poll(0)
+        # Its records purged by the abort, the old producer is destroyed as the last
+        # reference to it goes.
         self._producer = self._new_producer()
         while True:
             try:
@@ -861,7 +859,7 @@ class Member:
             self.health.connected = True
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        # Purged: the member replaced its producer, and redoes the records from committed state.
+        # Purged by an abort: the member redoes the records from committed state.
         if error is not None and error.code() not in _PURGED:
             self._delivery_failures += 1
             self.metrics.delivery_errors.labels(message.topic()).inc()

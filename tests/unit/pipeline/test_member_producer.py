@@ -79,7 +79,7 @@ def test_an_unusable_producer_is_replaced_and_the_member_goes_on(
     harness, made = _member(monkeypatch, INVALID_TXN_STATE)
     harness.member._recover(UNUSABLE)
     old, new = made
-    assert old.calls == ["purge", "abort", "purge"]
+    assert old.calls == ["purge", "abort"]
     # The new producer's init has the coordinator abort the old one's transaction.
     assert new.calls == ["init", "begin"]
     assert harness.member._producer is new
