@@ -682,19 +682,13 @@ class Member:
         # with OUT_OF_ORDER_SEQUENCE_NUMBER, and its abort waited out message.timeout.ms
         # (the unwritable scenario recovered in 10.4-11.2 s in 8 runs of 10; 0.2-1.2 s).
         self._producer.purge()
-        while True:
-            try:
-                self._producer.abort_transaction(KAFKA_TIMEOUT)
-                return
-            except KafkaException as exc:
-                # A fatal error shows here with its cause; produce() only said _FATAL.
-                error = exc.args[0]
-                if error.fatal() and self._replaceable(error):
-                    self._replace_producer(error)
-                    return
-                if error.fatal() or not error.retriable():
-                    raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
-                log.warning("abort failed (%s); retrying", error.str())
+        # A fatal error shows here with its cause; produce() only said _FATAL.
+        error = _retried(self._producer.abort_transaction, "abort")
+        if error is None:
+            return
+        if not self._replaceable(error):
+            raise FatalKafkaError(f"Kafka refused the member: {error.str()}")
+        self._replace_producer(error)
 
     def _replaceable(self, error: KafkaError) -> bool:
         """Whether a new producer cures this fatal error: under exactly-once, any but a
@@ -723,15 +717,9 @@ class Member:
         # Its records purged by the abort, the old producer is destroyed as the last
         # reference to it goes.
         self._producer = self._new_producer()
-        while True:
-            try:
-                self._producer.init_transactions(KAFKA_TIMEOUT)
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.fatal() or not error.retriable():
-                    raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
-                log.warning("starting the new producer failed (%s); retrying", error.str())
+        failed = _retried(self._producer.init_transactions, "starting the new producer")
+        if failed is not None:
+            raise FatalKafkaError(f"Kafka refused the member: {failed.str()}")
 
     def _new_producer(self) -> Producer:
         return clients.make_producer(
@@ -893,6 +881,24 @@ _FATAL_CODES = {
 
 
 _PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}
+
+
+def _retried(call: Callable[[float], object], what: str) -> KafkaError | None:
+    """Call a transactional API (``call(timeout)``) until it succeeds, retried while
+    librdkafka calls its error retriable (the broker out of reach); ``None`` when it
+    succeeded, else its fatal error, for the caller to judge. Any other error ends the
+    member."""
+    while True:
+        try:
+            call(KAFKA_TIMEOUT)
+            return None
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.fatal():
+                return error
+            if not error.retriable():
+                raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
+            log.warning("%s failed (%s); retrying", what, error.str())
 
 
 def _last_of_each(partitions: list[int]) -> dict[int, int]:
