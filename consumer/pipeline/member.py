@@ -99,6 +99,11 @@ class FatalKafkaError(ConsumerError):
     """The broker refused us for good (authentication, authorization, fencing)."""
 
 
+def _refused(error: KafkaError, detail: str = "") -> FatalKafkaError:
+    """The member's end on ``error``, in the words every fatal exit uses."""
+    return FatalKafkaError(f"Kafka refused the member: {error.str()}{detail}")
+
+
 class _TransactionFailed(Exception):
     """The open transaction can only be aborted: librdkafka refused a record mid-batch
     (a delivery timed out or was rejected, so the transaction entered its abortable state)."""
@@ -556,7 +561,7 @@ class Member:
                 # out): librdkafka refuses every record until it is aborted.
                 error = exc.args[0]
                 if error.fatal() and not self._replaceable(error):
-                    raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
+                    raise _refused(error) from None
                 if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
                     raise _RecordTooLarge(error) from None
                 raise _TransactionFailed(error) from None
@@ -660,7 +665,7 @@ class Member:
     def _recover(self, error: KafkaError) -> None:
         """The open transaction failed: abort it, redo from committed state, start anew."""
         if error.code() in _FATAL_CODES or (error.fatal() and not self._replaceable(error)):
-            raise FatalKafkaError(f"Kafka refused the member: {error.str()}")
+            raise _refused(error)
         log.warning(
             "commit failed (%s); aborting and rewinding to committed offsets", error.str(),
             extra={"error": error.name()},
@@ -687,7 +692,7 @@ class Member:
         if error is None:
             return
         if not self._replaceable(error):
-            raise FatalKafkaError(f"Kafka refused the member: {error.str()}")
+            raise _refused(error)
         self._replace_producer(error)
 
     def _replaceable(self, error: KafkaError) -> bool:
@@ -705,9 +710,8 @@ class Member:
         assert self._producer is not None
         self._replacements += 1
         if self._replacements > PRODUCER_REPLACEMENTS:
-            raise FatalKafkaError(
-                f"Kafka refused the member: {error.str()} (after {PRODUCER_REPLACEMENTS} "
-                "new producers with no transaction committed)"
+            raise _refused(
+                error, f" (after {PRODUCER_REPLACEMENTS} new producers, no transaction committed)"
             )
         log.error(
             "the producer is unusable (%s); replacing it", error.str(),
@@ -719,7 +723,7 @@ class Member:
         self._producer = self._new_producer()
         failed = _retried(self._producer.init_transactions, "starting the new producer")
         if failed is not None:
-            raise FatalKafkaError(f"Kafka refused the member: {failed.str()}")
+            raise _refused(failed)
 
     def _new_producer(self) -> Producer:
         return clients.make_producer(
@@ -860,7 +864,7 @@ class Member:
 
     def _check_fatal(self) -> None:
         if self._fatal is not None:
-            raise FatalKafkaError(f"Kafka refused the member: {self._fatal.str()}")
+            raise _refused(self._fatal)
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -897,7 +901,7 @@ def _retried(call: Callable[[float], object], what: str) -> KafkaError | None:
             if error.fatal():
                 return error
             if not error.retriable():
-                raise FatalKafkaError(f"Kafka refused the member: {error.str()}") from None
+                raise _refused(error) from None
             log.warning("%s failed (%s); retrying", what, error.str())
 
 
